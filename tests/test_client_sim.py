@@ -406,6 +406,28 @@ async def test_garbage_frame_does_not_stop_the_client(make_sim, make_seat) -> No
     assert await seat.extension_list()
 
 
+async def test_agent_status_and_unknown_events_reach_the_caller(make_sim, make_seat) -> None:
+    sim = await make_sim()
+    seat = await make_seat(sim.url, "601")
+    sim.send_raw("601", "messageType:event\nname:agent status\nstate:示忙\n\n")
+    sim.send_raw("601", "messageType:event\nname:weather\nsun:yes\n\n")
+    assert (await expect(seat, p.AgentStatus)).fields == (("state", "示忙"),)
+    assert (await expect(seat, p.Unknown)).name == "weather"
+    assert seat.connected
+
+
+async def test_same_number_same_fate_whatever_the_order(make_sim, make_seat) -> None:
+    outcomes = []
+    for order in (["913800138000", "9013912345678"], ["9013912345678", "913800138000"]):
+        sim = await make_sim({"agents": AGENTS, "seed": 11, "workload": {"talk_mean": 1, "talk_sd": 0}})
+        seat = await make_seat(sim.url, "601")
+        for number in order:
+            await seat.dial(number)
+            await expect(seat, p.Hangup, timeout=5)
+        outcomes.append(sorted((r.e164, r.end) for r in sim.call_log))
+    assert outcomes[0] == outcomes[1]
+
+
 async def test_frame_injection_is_refused_before_sending(make_sim, make_seat) -> None:
     sim = await make_sim({"agents": AGENTS})
     seat = await make_seat(sim.url, "601")

@@ -87,6 +87,14 @@ class LoginParams:
         }
 
 
+_STATE_AFTER: dict[type, p.CallState] = {
+    p.OutboundRinging: p.CallState.OUTBOUND_RINGING,
+    p.OutboundAnswered: p.CallState.OUTBOUND_TALKING,
+    p.IncomingRinging: p.CallState.INBOUND_RINGING,
+    p.IncomingAnswered: p.CallState.INBOUND_TALKING,
+}
+
+
 def exponential_backoff(
     initial: float = 0.5, factor: float = 2.0, maximum: float = 30.0,
     jitter: Callable[[], float] = random.random,
@@ -182,7 +190,7 @@ class Seat:
         try:
             ws = await ws_connect(
                 self._url, open_timeout=self.connect_timeout, ping_interval=None,
-                max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1,
+                max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1, compression=None,
             )
         except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as exc:
             raise CTIError(f"cannot connect to {self._url}: {exc or type(exc).__name__}") from exc
@@ -315,12 +323,7 @@ class Seat:
         """Keep the getters current from what the server says."""
         if isinstance(msg, (p.OutboundRinging, p.OutboundAnswered, p.IncomingRinging, p.IncomingAnswered)):
             self.number, self.callid = msg.number, msg.callid or self.callid
-            self.call_state = {
-                p.OutboundRinging: p.CallState.OUTBOUND_RINGING,
-                p.OutboundAnswered: p.CallState.OUTBOUND_TALKING,
-                p.IncomingRinging: p.CallState.INBOUND_RINGING,
-                p.IncomingAnswered: p.CallState.INBOUND_TALKING,
-            }[type(msg)]
+            self.call_state = _STATE_AFTER[type(msg)]
         elif isinstance(msg, p.Hangup):
             self.call_state, self.number, self.callid = p.CallState.IDLE, "", ""
         elif isinstance(msg, p.CallStatus):

@@ -171,7 +171,10 @@ def parse_scenario(data: Mapping[str, Any], source: str = "scenario") -> SimConf
             bool(_typed(row.get("registered", True), bool, f"{where}: registered")),
             None if wrap is None else float(_typed(wrap, (int, float), f"{where}: wrap_up")),
         )
-    return SimConfig(**top, trunk=trunk, workload=workload, customers=customers, agents=agents)
+    try:
+        return SimConfig(**top, trunk=trunk, workload=workload, customers=customers, agents=agents)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
 
 
 def load_scenario(path: str | Path) -> SimConfig:

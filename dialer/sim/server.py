@@ -166,6 +166,7 @@ class Simulator:
         self._clock = clock
         self.sessions: set[Session] = set()
         self.by_ext: dict[str, Session] = {}
+        self.members: dict[str, set[Session]] = defaultdict(set)  # logged-in seats by queue
         self.waiting: dict[str, deque[Call]] = defaultdict(deque)
         self.calls: dict[str, Call] = {}
         self.call_log: list[CallRecord] = []
@@ -192,9 +193,10 @@ class Simulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Bind and serve; returns the port (pass 0 for a free one)."""
+        attribute_e164("+8613800138000")  # load phonenumbers' tables now, not on the first call
         self._server = await serve(
             self._handle, host, port, process_request=self._check_path, ping_interval=None,
-            max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1,
+            max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1, compression=None,
         )
         self.host = host
         self.port = self._server.sockets[0].getsockname()[1]
@@ -241,10 +243,14 @@ class Simulator:
         """Fault: hold every command and heartbeat response back this many real seconds."""
         self.response_delay = seconds
 
-    def send_garbage(self, extension: str | None = None, text: str = "this is not a frame") -> None:
-        """Fault: send a frame the protocol cannot read."""
+    def send_raw(self, extension: str | None, text: str) -> None:
+        """Send `text` as a frame, exactly as given (for events the simulator never makes)."""
         for s in self._pick(extension):
             s.send_raw(text)
+
+    def send_garbage(self, extension: str | None = None, text: str = "this is not a frame") -> None:
+        """Fault: send a frame the protocol cannot read."""
+        self.send_raw(extension, text)
 
     # -- sockets ------------------------------------------------------------------------------
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -324,14 +330,14 @@ class Simulator:
         dirty, self._dirty = self._dirty, set()
         for queue in dirty:
             self._distribute(queue)
-            members = [s for s in self.by_ext.values() if s.queue == queue]
+            members = self.members.get(queue, ())
             counts = (sum(1 for s in members if s.available), len(members), len(self.waiting[queue]))
             if self._queue_seen.get(queue) == counts:
                 continue
             self._queue_seen[queue] = counts
-            event = p.QueueStatus(counts[0], counts[1], counts[2], queue)
+            frame = p.encode(p.QueueStatus(counts[0], counts[1], counts[2], queue))
             for s in members:
-                s.send(event)
+                s.send_raw(frame)
 
     def _new_callid(self) -> str:
         return f"{self.port}-{next(self._ids):08d}"
@@ -340,7 +346,11 @@ class Simulator:
         index = self.dial_counts[e164]
         self.dial_counts[e164] += 1
         rule = self.config.customers.get(e164)
-        return rule.fate(index) if rule else draw_fate(self.rng, self.config.workload)
+        if rule:
+            return rule.fate(index)
+        # Seeded per number and dial: the n-th dial of a number has the same fate in every run,
+        # whatever order the calls happen in.
+        return draw_fate(random.Random(f"{self.config.seed}:{e164}:{index}"), self.config.workload)
 
     # -- commands -----------------------------------------------------------------------------
     def _dispatch(self, s: Session, cmd: p.ClientCommand) -> None:
@@ -372,6 +382,7 @@ class Simulator:
             self._respond(s, p.LoginResponse(False, reason))
             return
         if s.queue and s.queue != cmd.get("queue"):
+            self.members[s.queue].discard(s)
             self._touch(s.queue)
         s.extension, s.agent, s.staffid = ext, cmd.get("agent"), cmd.get("staffid")
         s.queue, s.secid, s.secname = cmd.get("queue"), cmd.get("secid"), cmd.get("secname")
@@ -380,6 +391,7 @@ class Simulator:
         s.profile = self.config.agent(ext)
         s.idle_since = self.now()
         self.by_ext[ext] = s
+        self.members[s.queue].add(s)
         self._respond(s, p.LoginResponse(True, "", s.busy))
         self._busy_changed(s)
 
@@ -389,6 +401,7 @@ class Simulator:
         if s.acw_timer:
             s.acw_timer.cancel()
         self.by_ext.pop(s.extension, None)
+        self.members[s.queue].discard(s)
         queue = s.queue
         s.extension = s.queue = ""
         s.acw = False
@@ -670,7 +683,7 @@ class Simulator:
         """Offer waiting callers to the queue's available seats, longest idle first."""
         waiting = self.waiting.get(queue)
         while waiting:
-            free = [s for s in self.by_ext.values() if s.queue == queue and s.available]
+            free = [s for s in self.members.get(queue, ()) if s.available]
             if not free:
                 return
             seat = min(free, key=lambda s: s.idle_since)
@@ -776,8 +789,8 @@ class Simulator:
 
     def _cmd_groupSpy(self, s: Session, cmd: p.ClientCommand) -> None:
         group = cmd.get("group")
-        talking = [t for t in self.by_ext.values()
-                   if t.queue == group and t.call is not None and t.call.phase == "talking" and t is not s]
+        talking = [t for t in self.members.get(group, ())
+                   if t.call is not None and t.call.phase == "talking" and t is not s]
         self._join(s, "groupSpy", min(talking, key=lambda t: t.extension) if talking else None, listen=True)
 
     def _cmd_insert(self, s: Session, cmd: p.ClientCommand) -> None:
