@@ -1,0 +1,60 @@
+"""Alembic, driven from code: the migrations ship inside the package (`dialer._migrations`,
+the top-level `migrations/` folder of the source tree), so `pip install .` then
+`dialer db upgrade` works anywhere."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from dialer.store.engine import StoreError
+
+UPGRADE_HINT = "run: dialer db upgrade"
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("dialer._migrations")))
+    if engine is not None:
+        cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet). Raises StoreError when unreachable."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the database: {exc.orig}") from exc
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(engine)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except OperationalError as exc:
+        raise StoreError(f"cannot upgrade the database: {exc.orig}") from exc
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a schema that is behind (or absent); the message names the fix."""
+    at = current(engine)
+    if at != head():
+        state = "has no dialer schema" if at is None else f"is at revision {at}, this dialer needs {head()}"
+        raise StoreError(f"the database {state}; {UPGRADE_HINT}")

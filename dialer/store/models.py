@@ -1,0 +1,225 @@
+"""The database schema: campaigns, contacts, call attempts, agents, do-not-call, import batches,
+workers. Times are stored as timezone-aware UTC (`UTCDateTime`), on SQLite too."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+    TypeDecorator, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "finished", "archived")
+MODES = ("progressive", "predictive")
+#: pending: may be dialled when due; done: answered (final); exhausted: out of attempts;
+#: blocked: on the do-not-call list when it came due; invalid: the dial plan refused it.
+CONTACT_STATUSES = ("pending", "done", "exhausted", "blocked", "invalid")
+OUTCOMES = ("answered", "no_answer", "busy", "failed", "agent_no_answer", "abandoned", "timeout",
+            "interrupted")
+KINDS = ("mobile", "landline", "service", "international")
+ROLES = ("agent", "port")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive values are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware one (UTC)")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    mode: Mapped[str] = mapped_column(String(16), default="progressive")
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # the trunk's dial plan
+    area_code: Mapped[str] = mapped_column(String(8), default="010")
+    outside_prefix: Mapped[str] = mapped_column(String(8), default="9")
+    ld_mobile_prefix: Mapped[str] = mapped_column(String(8), default="0")
+    unknown_city_mobile: Mapped[str] = mapped_column(String(16), default="long_distance")
+    allow_international: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the calling window, in the campaign's timezone
+    window_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    window_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    days: Mapped[str] = mapped_column(String(32), default="mon,tue,wed,thu,fri")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # retries and timing
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    retry_delays: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    ring_timeout: Mapped[int] = mapped_column(Integer, default=30)
+    wrap_up: Mapped[int] = mapped_column(Integer, default=20)
+    # pacing (predictive)
+    max_calls_per_agent: Mapped[float] = mapped_column(Float, default=3.0)
+    abandon_target: Mapped[float] = mapped_column(Float, default=0.03)
+    abandon_ivr: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "phone", name="uq_contacts_campaign_phone"),
+        # the dispatcher's claim: due pending contacts of one campaign, by priority then time
+        Index("ix_contacts_claim", "campaign_id", "status", "next_attempt_at"),
+        Index("ix_contacts_claimed_by", "claimed_by"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(24))  # E.164
+    raw_phone: Mapped[str] = mapped_column(String(64), default="")
+    extension: Mapped[str] = mapped_column(String(16), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    area_code: Mapped[str] = mapped_column(String(8), default="")
+    province: Mapped[str] = mapped_column(String(32), default="")
+    city: Mapped[str] = mapped_column(String(32), default="")
+    isp: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(100), default="")
+    customer_id: Mapped[str] = mapped_column(String(64), default="")
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    campaign: Mapped[Campaign] = relationship()
+
+
+class Attempt(Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        Index("ix_attempts_campaign_created", "campaign_id", "created_at"),
+        Index("ix_attempts_contact", "contact_id"),
+        Index("ix_attempts_open", "worker_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(64), default="")
+    seat: Mapped[str] = mapped_column(String(16), default="")  # the extension that dialled
+    agent_extension: Mapped[str] = mapped_column(String(16), default="")  # who talked (predictive)
+    dial_string: Mapped[str] = mapped_column(String(40), default="")
+    callid: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dialled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ringing_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    bridged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    ring_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    talk_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    province: Mapped[str] = mapped_column(String(32), default="")
+    city: Mapped[str] = mapped_column(String(32), default="")
+    isp: Mapped[str] = mapped_column(String(32), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staffid: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    extension: Mapped[str] = mapped_column(String(16), unique=True)
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    skill: Mapped[int] = mapped_column(Integer, default=1)
+    sector: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(8), default="agent")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DoNotCall(Base):
+    __tablename__ = "dnc"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(24), unique=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImportBatch(Base):
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    file: Mapped[str] = mapped_column(String(500))
+    encoding: Mapped[str] = mapped_column(String(32), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    dnc: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RejectedRow(Base):
+    __tablename__ = "rejected_rows"
+    __table_args__ = (Index("ix_rejected_rows_batch", "batch_id", "line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    raw: Mapped[str] = mapped_column(Text, default="")
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
