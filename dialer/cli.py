@@ -58,7 +58,7 @@ def main(ctx: click.Context, db: str, config: str | None, verbose: int, quiet: b
     """Outbound campaign and predictive dialer for the 赛普智成 CTI softphone server."""
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = {"db": db}
+    ctx.obj = {"db": db, "store": _Store(db)}
 
 
 @main.command()
@@ -119,6 +119,583 @@ def sim(host: str, port: int, scenario: str | None, seed: int | None, time_scale
                    f"{len(simulator.call_log)} calls")
 
     asyncio.run(run())
+
+
+
+# -- helpers for database commands ----------------------------------------------------------------
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    from dialer.importer import ImportFailed
+    from dialer.store.repo import InvalidInput, NotFound
+    from dialer.window import WindowError
+
+    return (InvalidInput, NotFound, ImportFailed, WindowError)
+
+
+class _Store:
+    """The database of this invocation, opened lazily, with errors turned into exit codes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Any = None
+
+    def engine(self, *, check_schema: bool = True) -> Any:
+        from dialer.store.engine import StoreError, make_engine
+        from dialer.store.migrate import require_current
+
+        if self._engine is None:
+            try:
+                self._engine = make_engine(self.url)
+            except StoreError as exc:
+                raise InputError(str(exc)) from None
+        if check_schema:
+            try:
+                require_current(self._engine)
+            except StoreError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._engine
+
+    def session(self) -> Any:
+        from sqlalchemy.orm import Session
+
+        return Session(self.engine(), expire_on_commit=False)
+
+
+def _store(ctx: click.Context) -> _Store:
+    return ctx.find_root().obj["store"]
+
+
+def _guard(fn: Any) -> Any:
+    """Turn library errors into one-line messages: input errors exit 2, the rest 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+        try:
+            return fn(*args, **kwargs)
+        except _input_errors() as exc:
+            raise InputError(str(exc)) from None
+        except DialerError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}") from None
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+    return wrapper
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    import csv as _csv
+    import io as _io
+    import json as _json
+
+    if fmt == "json":
+        click.echo(_json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    elif fmt == "csv":
+        out = _io.StringIO()
+        writer = _csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        click.echo(_table(rows, columns))
+
+
+# -- dialer db ---------------------------------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, current, check."""
+
+
+@db.command("upgrade")
+@click.pass_context
+@_guard
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or upgrade the schema to this dialer's version."""
+    from dialer.store.migrate import current, head, upgrade
+
+    engine = _store(ctx).engine(check_schema=False)
+    before = current(engine)
+    upgrade(engine)
+    click.echo(f"database at {head()}" + (" (was empty)" if before is None else f" (was {before})" if before != head() else " (already)"))
+
+
+@db.command("current")
+@click.pass_context
+@_guard
+def db_current(ctx: click.Context) -> None:
+    """Print the schema revision of the database."""
+    from dialer.store.migrate import current, head
+
+    at = current(_store(ctx).engine(check_schema=False))
+    click.echo(f"{at or 'none'} (head {head()})")
+
+
+@db.command("check")
+@click.pass_context
+@_guard
+def db_check(ctx: click.Context) -> None:
+    """Exit 1 when the schema is not at this dialer's version."""
+    from dialer.store.migrate import UPGRADE_HINT, current, head
+
+    at = current(_store(ctx).engine(check_schema=False))
+    if at != head():
+        raise click.ClickException(f"database at {at or 'none'}, head is {head()}; {UPGRADE_HINT}")
+    click.echo(f"database at head ({at})")
+
+
+# -- dialer campaign ---------------------------------------------------------------------------------
+
+def _campaign_options(fn: Any) -> Any:
+    options = [
+        click.option("--queue", help="CTI queue (技能组) whose agents work the campaign."),
+        click.option("--mode", type=click.Choice(["progressive", "predictive"])),
+        click.option("--area-code", help="The trunk's home area code, e.g. 010 [010]."),
+        click.option("--outside-prefix", help="Outside-line access code [9]."),
+        click.option("--ld-mobile-prefix", help="Prefix before a long-distance mobile [0]."),
+        click.option("--unknown-city-mobile", type=click.Choice(["long_distance", "local"]),
+                     help="How to dial a mobile whose city is unknown [long_distance]."),
+        click.option("--allow-international/--no-international", default=None, help="Dial numbers outside China."),
+        click.option("--window", help="Daily calling window HH:MM-HH:MM [09:00-20:00]."),
+        click.option("--days", help="Calling days, e.g. mon-fri or mon,wed,sat [mon-fri]."),
+        click.option("--timezone", help="IANA timezone of the window [Asia/Shanghai]."),
+        click.option("--max-attempts", type=int, help="Dials per contact at most [3]."),
+        click.option("--retry", multiple=True, metavar="OUTCOME=SECONDS", help="Delay before a retry after OUTCOME."),
+        click.option("--ring-timeout", type=int, help="Seconds a call may ring, at least 15 [30]."),
+        click.option("--wrap-up", type=int, help="After-call seconds given to the agent [20]."),
+        click.option("--abandon-target", type=float, help="Predictive abandonment cap [0.03]."),
+        click.option("--abandon-ivr", help="IVR node for calls no agent can take."),
+        click.option("--max-calls-per-agent", type=float, help="Predictive cap on calls per ready agent [3]."),
+        click.option("--priority", type=int, help="Higher first when campaigns share agents [0]."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+_CAMPAIGN_COLUMNS = ["name", "status", "mode", "queue", "priority", "area_code", "window", "days",
+                     "timezone", "max_attempts"]
+
+
+@main.group()
+def campaign() -> None:
+    """Create, list, show, change, pause, resume and archive campaigns."""
+
+
+@campaign.command("create")
+@click.argument("name")
+@_campaign_options
+@click.pass_context
+@_guard
+def campaign_create(ctx: click.Context, name: str, **opts: Any) -> None:
+    """Create campaign NAME (status draft; `resume` starts it)."""
+    from dialer.store.repo import create_campaign
+
+    with _store(ctx).session() as s, s.begin():
+        c = create_campaign(s, name, **opts)
+        click.echo(f"created campaign {c.name!r} ({c.status}, {c.mode}, area code {c.area_code})")
+
+
+@campaign.command("update")
+@click.argument("name")
+@_campaign_options
+@click.pass_context
+@_guard
+def campaign_update(ctx: click.Context, name: str, **opts: Any) -> None:
+    """Change settings of campaign NAME."""
+    from dialer.store.repo import update_campaign
+
+    with _store(ctx).session() as s, s.begin():
+        update_campaign(s, name, **opts)
+    click.echo(f"updated campaign {name!r}")
+
+
+@campaign.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@_guard
+def campaign_list(ctx: click.Context, fmt: str) -> None:
+    """List campaigns."""
+    from dialer.store.repo import campaign_record, list_campaigns
+
+    with _store(ctx).session() as s:
+        _emit([campaign_record(c) for c in list_campaigns(s)], fmt, _CAMPAIGN_COLUMNS)
+
+
+@campaign.command("show")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@_guard
+def campaign_show(ctx: click.Context, name: str, fmt: str) -> None:
+    """Show every setting of campaign NAME and its contacts by status."""
+    import json as _json
+
+    from sqlalchemy import func, select
+
+    from dialer.store.models import Contact
+    from dialer.store.repo import campaign_record, get_campaign
+
+    with _store(ctx).session() as s:
+        c = get_campaign(s, name)
+        record = campaign_record(c)
+        counts = dict(s.execute(select(Contact.status, func.count()).where(Contact.campaign_id == c.id)
+                                .group_by(Contact.status)).all())
+        record["contacts"] = {k: counts[k] for k in sorted(counts)}
+    if fmt == "json":
+        click.echo(_json.dumps(record, ensure_ascii=False, indent=2))
+        return
+    width = max(map(len, record))
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        click.echo(f"{key:<{width}}  {value}")
+
+
+def _status_command(action: str, doc: str) -> None:
+    @campaign.command(action, help=doc)
+    @click.argument("name")
+    @click.pass_context
+    @_guard
+    def command(ctx: click.Context, name: str) -> None:
+        from dialer.store.repo import set_campaign_status
+
+        with _store(ctx).session() as s, s.begin():
+            c = set_campaign_status(s, name, action)
+        click.echo(f"campaign {name!r} is {c.status}")
+
+
+_status_command("pause", "Stop dialling campaign NAME (calls in progress finish).")
+_status_command("resume", "Start campaign NAME, or resume it after a pause.")
+_status_command("archive", "Archive campaign NAME: it is never dialled again.")
+
+
+# -- dialer import and contacts ----------------------------------------------------------------------
+
+def _parse_map(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        column, sep, target = item.rpartition("=")
+        if not sep or not column:
+            raise InputError(f"--map expects COLUMN=FIELD, got {item!r}")
+        out[column] = target
+    return out
+
+
+@main.command("import")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--encoding", default="auto", show_default=True, help="auto, utf-8, gbk, gb18030, …")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD",
+              help="Read COLUMN as FIELD (phone, name, customer_id, priority, timezone; - skips it).")
+@click.option("--dry-run", is_flag=True, help="Check everything, store nothing.")
+@click.option("--rejects", type=click.Path(dir_okay=False), help="Write refused rows to this CSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+@_guard
+def import_cmd(ctx: click.Context, campaign_name: str, file: str, encoding: str, maps: tuple[str, ...],
+               dry_run: bool, rejects: str | None, as_json: bool) -> None:
+    """Import a CSV contact list into CAMPAIGN, reporting every refused row."""
+    import os as _os
+
+    from dialer.importer import import_file, summary_json
+
+    engine = _store(ctx).engine()
+    show_bar = sys.stderr.isatty() and not as_json
+    total = _os.path.getsize(file) if _os.path.exists(file) else 0
+    with click.progressbar(length=total, label="importing", file=sys.stderr, show_eta=True,
+                           hidden=not show_bar) as bar:
+        summary = import_file(engine, campaign_name, file, encoding=encoding, mapping=_parse_map(maps),
+                              dry_run=dry_run, rejects=rejects, progress=bar.update)
+    if as_json:
+        click.echo(summary_json(summary))
+        return
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{summary.file}: {summary.rows} rows ({summary.encoding}, delimiter {summary.delimiter!r}): "
+               f"{verb} {summary.imported}, duplicates {summary.duplicates}, do-not-call {summary.dnc}, "
+               f"rejected {summary.rejected}" + (f"; batch {summary.batch}" if summary.batch else ""))
+    if rejects and summary.rows - summary.imported:
+        click.echo(f"refused rows written to {rejects}")
+
+
+_CONTACT_COLUMNS = ["phone", "name", "customer_id", "status", "attempts", "last_outcome", "next_attempt_at",
+                    "kind", "province", "city", "isp", "extension", "priority", "timezone", "raw_phone"]
+
+
+@main.command("contacts")
+@click.argument("campaign_name", metavar="CAMPAIGN")
+@click.option("--status", help="Only contacts in this status (pending, done, exhausted, blocked, invalid).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "table"]), default="csv", show_default=True)
+@click.pass_context
+@_guard
+def contacts_cmd(ctx: click.Context, campaign_name: str, status: str | None, fmt: str) -> None:
+    """List the contacts of CAMPAIGN."""
+    from sqlalchemy import select
+
+    from dialer.store.models import CONTACT_STATUSES, Contact
+    from dialer.store.repo import InvalidInput, get_campaign
+
+    if status is not None and status not in CONTACT_STATUSES:
+        raise InvalidInput(f"--status must be one of {', '.join(CONTACT_STATUSES)}")
+    with _store(ctx).session() as s:
+        c = get_campaign(s, campaign_name)
+        q = select(Contact).where(Contact.campaign_id == c.id).order_by(Contact.id)
+        if status:
+            q = q.where(Contact.status == status)
+        rows = []
+        for ct in s.scalars(q.execution_options(yield_per=1000)):
+            row = {k: getattr(ct, k) for k in _CONTACT_COLUMNS}
+            row["next_attempt_at"] = ct.next_attempt_at.isoformat() if ct.next_attempt_at else None
+            if fmt == "json" and ct.extra:
+                row["extra"] = ct.extra
+            rows.append(row)
+    _emit(rows, fmt, _CONTACT_COLUMNS)
+
+
+# -- dialer dialstring -------------------------------------------------------------------------------
+
+@main.command("dialstring")
+@click.argument("number")
+@click.option("--campaign", "campaign_name", help="Use this campaign's dial plan.")
+@click.option("--area-code", help="The trunk's home area code (instead of --campaign).")
+@click.option("--outside-prefix", default="9", show_default=True)
+@click.option("--ld-mobile-prefix", default="0", show_default=True)
+@click.option("--unknown-city-mobile", type=click.Choice(["long_distance", "local"]), default="long_distance",
+              show_default=True)
+@click.option("--allow-international", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_guard
+def dialstring_cmd(ctx: click.Context, number: str, campaign_name: str | None, area_code: str | None,
+                   outside_prefix: str, ld_mobile_prefix: str, unknown_city_mobile: str,
+                   allow_international: bool, as_json: bool) -> None:
+    """Print the string that would be dialled for NUMBER, and why."""
+    import json as _json
+
+    from dialer.dialplan import DialPlan, NotDialable, parse_number
+    from dialer.store.repo import InvalidInput, get_campaign, plan_of
+
+    if bool(campaign_name) == bool(area_code):
+        raise InvalidInput("give exactly one of --campaign NAME or --area-code CODE")
+    if campaign_name:
+        with _store(ctx).session() as s:
+            plan = plan_of(get_campaign(s, campaign_name))
+    else:
+        try:
+            plan = DialPlan(str(area_code), outside_prefix, ld_mobile_prefix, unknown_city_mobile,
+                            allow_international)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    record: dict[str, Any] = {"input": number, "e164": None, "kind": None, "city": None, "local": None,
+                              "dial_string": None, "rule": None}
+    try:
+        info = parse_number(number, plan.home_area_code)
+        record.update(e164=info.e164, kind=info.kind.value, city=info.city or None,
+                      province=info.province or None, isp=info.isp or None, area_code=info.area_code or None,
+                      extension=info.extension or None)
+        decision = plan.decide(info)
+    except NotDialable as exc:
+        record["error"] = str(exc)
+        if as_json:
+            click.echo(_json.dumps(record, ensure_ascii=False))
+        raise click.ClickException(f"{number!r} cannot be dialled: {exc}") from None
+    record.update(local=decision.local, dial_string=decision.dial_string, rule=decision.rule)
+    if as_json:
+        click.echo(_json.dumps(record, ensure_ascii=False))
+        return
+    where = " ".join(x for x in (info.province, info.city if info.city != info.province else "", info.isp) if x)
+    click.echo(decision.dial_string)
+    click.echo(f"  {info.kind.value} {info.e164}{' (' + where + ')' if where else ''}; "
+               f"{'local' if decision.local else 'long-distance'} for area {plan.home_area_code}; "
+               f"rule {decision.rule}" + (f"; extension {info.extension} not dialled" if info.extension else ""))
+
+
+# -- dialer agents -----------------------------------------------------------------------------------
+
+_AGENT_COLUMNS = ["staffid", "name", "extension", "queue", "skill", "role", "sector", "enabled"]
+
+
+@main.group()
+def agents() -> None:
+    """The roster: agents' seats and dialer ports."""
+
+
+@agents.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--encoding", default="auto", show_default=True)
+@click.pass_context
+@_guard
+def agents_import(ctx: click.Context, file: str, encoding: str) -> None:
+    """Add or update agents from a CSV with columns staffid,name,extension,queue,skill,role."""
+    from dialer.roster import read_agents
+    from dialer.store.repo import upsert_agents
+
+    rows = read_agents(file, encoding)
+    with _store(ctx).session() as s, s.begin():
+        added, updated = upsert_agents(s, rows)
+    click.echo(f"{file}: {added} agents added, {updated} updated")
+
+
+@agents.command("add")
+@click.argument("staffid")
+@click.argument("extension")
+@click.option("--name", default="")
+@click.option("--queue", default="")
+@click.option("--skill", type=int, default=1, show_default=True)
+@click.option("--role", type=click.Choice(["agent", "port"]), default="agent", show_default=True)
+@click.option("--sector", default="")
+@click.pass_context
+@_guard
+def agents_add(ctx: click.Context, staffid: str, extension: str, name: str, queue: str, skill: int,
+               role: str, sector: str) -> None:
+    """Add (or update) one agent or dialer port."""
+    from dialer.store.repo import AgentRow, upsert_agents
+
+    with _store(ctx).session() as s, s.begin():
+        added, _ = upsert_agents(s, [AgentRow(staffid, name, extension, queue, skill, role, sector)])
+    click.echo(f"{'added' if added else 'updated'} {role} {staffid} on extension {extension}")
+
+
+@agents.command("remove")
+@click.argument("key", metavar="STAFFID_OR_EXTENSION")
+@click.pass_context
+@_guard
+def agents_remove(ctx: click.Context, key: str) -> None:
+    """Remove an agent by staffid or extension."""
+    from dialer.store.repo import remove_agent
+
+    with _store(ctx).session() as s, s.begin():
+        remove_agent(s, key)
+    click.echo(f"removed {key}")
+
+
+@agents.command("list")
+@click.option("--queue")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_context
+@_guard
+def agents_list(ctx: click.Context, queue: str | None, fmt: str) -> None:
+    """List the roster."""
+    from dialer.store.repo import list_agents
+
+    with _store(ctx).session() as s:
+        rows = [{k: getattr(a, k) for k in _AGENT_COLUMNS} for a in list_agents(s, queue)]
+    _emit(rows, fmt, _AGENT_COLUMNS)
+
+
+# -- dialer dnc --------------------------------------------------------------------------------------
+
+@main.group()
+def dnc() -> None:
+    """The do-not-call list (numbers never dialled, in any campaign)."""
+
+
+def _until(value: str | None) -> Any:
+    import datetime as _dt
+
+    if value is None:
+        return None
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--until: not a date or time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}") from None
+    if parsed.tzinfo is None:  # a bare date means the end of that day in China
+        from zoneinfo import ZoneInfo
+
+        if len(value) <= 10:
+            parsed = parsed + _dt.timedelta(days=1)
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return parsed.astimezone(_dt.timezone.utc)
+
+
+def _e164(numbers: Any) -> list[str]:
+    from dialer.dialplan import Kind, NotDialable, parse_number
+
+    out = []
+    for n in numbers:
+        try:
+            info = parse_number(n)
+        except NotDialable as exc:
+            raise InputError(f"{n!r}: {exc}") from None
+        if info.kind is Kind.INVALID:
+            raise InputError(f"{n!r}: not a valid number")
+        out.append(info.e164)
+    return out
+
+
+@dnc.command("add")
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--reason", default="")
+@click.option("--until", help="Until this date (YYYY-MM-DD, China time) or ISO time; default forever.")
+@click.pass_context
+@_guard
+def dnc_add(ctx: click.Context, numbers: tuple[str, ...], reason: str, until: str | None) -> None:
+    """Put NUMBERS on the do-not-call list."""
+    from dialer.store.repo import add_dnc
+
+    phones = _e164(numbers)
+    with _store(ctx).session() as s, s.begin():
+        new = add_dnc(s, phones, reason, _until(until))
+    click.echo(f"{new} added, {len(set(phones)) - new} refreshed")
+
+
+@dnc.command("remove")
+@click.argument("numbers", nargs=-1, required=True)
+@click.pass_context
+@_guard
+def dnc_remove(ctx: click.Context, numbers: tuple[str, ...]) -> None:
+    """Take NUMBERS off the do-not-call list."""
+    from dialer.store.repo import remove_dnc
+
+    with _store(ctx).session() as s, s.begin():
+        gone = remove_dnc(s, _e164(numbers))
+    click.echo(f"{gone} removed")
+
+
+@dnc.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--reason", default="")
+@click.option("--encoding", default="auto", show_default=True)
+@click.pass_context
+@_guard
+def dnc_import(ctx: click.Context, file: str, reason: str, encoding: str) -> None:
+    """Add every number of FILE (one a line, or a CSV with a phone column)."""
+    from dialer.roster import read_dnc
+    from dialer.store.repo import add_dnc
+
+    phones, bad = read_dnc(file, encoding)
+    with _store(ctx).session() as s, s.begin():
+        new = add_dnc(s, phones, reason)
+    click.echo(f"{file}: {new} added, {len(set(phones)) - new} already listed, {len(bad)} unreadable"
+               + "".join(f"\n  line {line}: {why}" for line, why in bad[:20]))
+
+
+@dnc.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_context
+@_guard
+def dnc_list(ctx: click.Context, fmt: str) -> None:
+    """List the do-not-call entries."""
+    from dialer.store.repo import list_dnc
+
+    with _store(ctx).session() as s:
+        rows = [{"phone": d.phone, "reason": d.reason, "until": d.until.isoformat() if d.until else None,
+                 "added": d.created_at.isoformat()} for d in list_dnc(s)]
+    _emit(rows, fmt, ["phone", "reason", "until", "added"])
 
 
 def run() -> None:

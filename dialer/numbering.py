@@ -81,7 +81,7 @@ def attribute(number: phonenumbers.PhoneNumber) -> Attribution:
     if number.country_code != 86:
         return Attribution()
     province, cities = split_region(geocoder.description_for_number(number, "zh"))
-    city = cities[0] if len(cities) == 1 else ""
+    city = cities[0] if cities else ""  # a code shared by several cities: the first is its main one
     isp = carrier.name_for_number(number, "zh")
     code = ""
     length = phonenumbers.length_of_geographical_area_code(number)

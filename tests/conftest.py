@@ -84,3 +84,62 @@ async def drain(seat: Seat, quiet: float = 0.05) -> list[p.Message]:
             out.append(await asyncio.wait_for(seat._queue.get(), quiet))
         except asyncio.TimeoutError:
             return out
+
+
+# -- databases ----------------------------------------------------------------------------------
+
+PG_ENV = "DIALER_TEST_PG_URL"
+PG_SKIP = (f"PostgreSQL variant skipped: set {PG_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test "
+           "(as .ci/run does) to run it")
+
+
+def _pg_url() -> str | None:
+    import os
+
+    return os.environ.get(PG_ENV)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Any:
+    """A migrated, empty database URL: a SQLite file, or a fresh PostgreSQL database per test
+    (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from dialer.store.engine import make_engine
+    from dialer.store.migrate import upgrade
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'dialer.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    base = _pg_url()
+    if not base:
+        pytest.skip(PG_SKIP)
+    name = f"dialer_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url) -> Any:
+    from dialer.store.engine import make_engine
+
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()

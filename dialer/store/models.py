@@ -81,6 +81,8 @@ class Campaign(Base):
     window_end: Mapped[str] = mapped_column(String(5), default="20:00")
     days: Mapped[str] = mapped_column(String(32), default="mon,tue,wed,thu,fri")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    #: timezones of contacts that have their own (kept by the importer, read by the claim)
+    contact_timezones: Mapped[list[str]] = mapped_column(JSON, default=list)
     # retries and timing
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     retry_delays: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)

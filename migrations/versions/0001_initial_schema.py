@@ -49,6 +49,7 @@ def upgrade() -> None:
     sa.Column('window_end', sa.String(length=5), nullable=False),
     sa.Column('days', sa.String(length=32), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('contact_timezones', sa.JSON(), nullable=False),
     sa.Column('max_attempts', sa.Integer(), nullable=False),
     sa.Column('retry_delays', sa.JSON(), nullable=False),
     sa.Column('ring_timeout', sa.Integer(), nullable=False),
