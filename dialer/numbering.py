@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, carrier, geocoder
+from phonenumbers import PhoneNumberType, carrier, carrierdata, geocoder, geodata
 
 _PROVINCE = re.compile(r"^(.+?(?:省|自治区|特别行政区))(.*)$")
 _COUNTRY_ONLY = {"", "中国"}
@@ -76,15 +76,20 @@ def area_code_for(province: str, city: str) -> str:
     return _area_codes().get((province, city), "")
 
 
-def attribute(number: phonenumbers.PhoneNumber) -> Attribution:
-    """Province, city, carrier and area code of a parsed number (Chinese names)."""
+def attribute(number: phonenumbers.PhoneNumber, *, valid: bool = False,
+              area_length: int | None = None) -> Attribution:
+    """Province, city, carrier and area code of a parsed number (Chinese names). `valid=True`
+    skips phonenumbers' validity check when the caller has made it already, `area_length` its
+    area-code look-up (0 for a mobile)."""
     if number.country_code != 86:
         return Attribution()
-    province, cities = split_region(geocoder.description_for_number(number, "zh"))
+    describe = geocoder.description_for_valid_number if valid else geocoder.description_for_number
+    name = carrier.name_for_valid_number if valid else carrier.name_for_number
+    province, cities = split_region(describe(number, "zh"))
     city = cities[0] if cities else ""  # a code shared by several cities: the first is its main one
-    isp = carrier.name_for_number(number, "zh")
+    isp = name(number, "zh")
     code = ""
-    length = phonenumbers.length_of_geographical_area_code(number)
+    length = phonenumbers.length_of_geographical_area_code(number) if area_length is None else area_length
     if length:
         code = "0" + phonenumbers.national_significant_number(number)[:length]
     elif city:
@@ -98,3 +103,96 @@ def attribute_e164(e164: str) -> Attribution:
         return attribute(phonenumbers.parse(e164))
     except phonenumbers.NumberParseException:
         return Attribution()
+
+
+# -- the fast path for Chinese numbers -------------------------------------------------------------
+# A contact list holds up to millions of numbers; phonenumbers' public functions cost 20-40 µs a
+# number. The functions below give the same answers from the same metadata at a few µs: the
+# region's patterns, checked in phonenumbers' own order, and its prefix tables read directly.
+# tests/test_numbering.py compares them with the public functions on random numbers.
+
+_CN = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+
+
+def _desc(desc: object) -> tuple[re.Pattern[str], frozenset[int]] | None:
+    pattern = getattr(desc, "national_number_pattern", None)
+    if not pattern:
+        return None
+    return re.compile(pattern), frozenset(getattr(desc, "possible_length", ()) or ())
+
+
+_GENERAL = _desc(_CN.general_desc)
+_SPECIAL = [(t, d) for t, d in (
+    (PhoneNumberType.PREMIUM_RATE, _desc(_CN.premium_rate)), (PhoneNumberType.TOLL_FREE, _desc(_CN.toll_free)),
+    (PhoneNumberType.SHARED_COST, _desc(_CN.shared_cost)), (PhoneNumberType.VOIP, _desc(_CN.voip)),
+    (PhoneNumberType.PERSONAL_NUMBER, _desc(_CN.personal_number)), (PhoneNumberType.PAGER, _desc(_CN.pager)),
+    (PhoneNumberType.UAN, _desc(_CN.uan)), (PhoneNumberType.VOICEMAIL, _desc(_CN.voicemail)),
+) if d is not None]
+_FIXED = _desc(_CN.fixed_line)
+_MOBILE = _desc(_CN.mobile)
+
+
+def _matches(nsn: str, desc: tuple[re.Pattern[str], frozenset[int]] | None) -> bool:
+    if desc is None:
+        return False
+    pattern, lengths = desc
+    return (not lengths or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
+
+
+def cn_number_type(nsn: str) -> PhoneNumberType:
+    """phonenumbers.number_type of +86 `nsn` (national significant number, digits only)."""
+    if len(nsn) == 11 and nsn[0] == "1" and nsn[1] in "3456789":
+        # The usual case, a mobile: no pattern checked before the mobile one (general 1\d{10},
+        # premium, toll-free, shared-cost, fixed-line) can match 11 digits starting 13–19.
+        return PhoneNumberType.MOBILE if _matches(nsn, _MOBILE) else PhoneNumberType.UNKNOWN
+    if not _matches(nsn, _GENERAL):
+        return PhoneNumberType.UNKNOWN
+    for kind, desc in _SPECIAL:
+        if _matches(nsn, desc):
+            return kind
+    if _matches(nsn, _FIXED):
+        if _CN.same_mobile_and_fixed_line_pattern or _matches(nsn, _MOBILE):
+            return PhoneNumberType.FIXED_LINE_OR_MOBILE
+        return PhoneNumberType.FIXED_LINE
+    if _matches(nsn, _MOBILE):
+        return PhoneNumberType.MOBILE
+    return PhoneNumberType.UNKNOWN
+
+
+def cn_area_length(nsn: str) -> int:
+    """Length of a Chinese landline's area code without its 0: 10 and 20–29 have two digits,
+    every other one three."""
+    return 2 if nsn[:1] == "1" or nsn[:1] == "2" else 3
+
+
+def _prefix_name(data: dict[str, dict[str, str]], longest: int, digits: str) -> str:
+    """What phonenumbers' prefix tables say in Chinese of the number `digits` (with its
+    country code), longest prefix first, as prefix._prefix_description_for_number does."""
+    for length in range(min(longest, len(digits)), 0, -1):
+        entry = data.get(digits[:length])
+        if entry is not None:
+            name = entry.get("zh")
+            if name is not None:
+                return name
+    return ""
+
+
+@functools.cache
+def _attribution(description: str, isp: str, area_code: str) -> Attribution:
+    province, cities = split_region(description)
+    city = cities[0] if cities else ""
+    if not area_code and city:
+        area_code = area_code_for(province, city)
+    return Attribution(province, city, isp, area_code)
+
+
+def attribute_cn(nsn: str, area_length: int) -> Attribution:
+    """`attribute` of a valid Chinese number given as its national significant number; a
+    mobile has `area_length` 0. Costs two prefix-table walks; the few thousand distinct
+    answers are shared."""
+    digits = "86" + nsn
+    description = _prefix_name(geodata.GEOCODE_DATA, geodata.GEOCODE_LONGEST_PREFIX, digits)
+    if area_length:
+        return _attribution(description, "", "0" + nsn[:area_length])
+    isp = _prefix_name(carrierdata.CARRIER_DATA, carrierdata.CARRIER_LONGEST_PREFIX, digits)
+    return _attribution(description, isp, "")
