@@ -37,7 +37,7 @@ from dialer.store.models import Campaign, ImportBatch, utcnow
 from dialer.store.repo import plan_of
 from dialer.window import WindowError, zone
 
-CHUNK_ROWS = 5000
+CHUNK_ROWS = 2000
 SAMPLE_BYTES = 64 * 1024
 FIELDS = ("phone", "name", "customer_id", "priority", "timezone")
 MAX_LEN = {"name": 100, "customer_id": 64, "phone": 64, "timezone": 64}

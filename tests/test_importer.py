@@ -199,3 +199,9 @@ def test_contacts_are_due_now_and_pending(engine, campaign, tmp_path) -> None:
 def test_map_columns_prefers_first_alias() -> None:
     cols = map_columns(["电话", "手机", "姓名"], {})
     assert cols == {0: "phone", 1: "extra:手机", 2: "name"}
+
+
+def test_progress_counts_every_byte(engine, campaign) -> None:
+    seen: list[int] = []
+    import_file(engine, campaign, ROOT / "campaigns.example.csv", progress=seen.append)
+    assert sum(seen) == (ROOT / "campaigns.example.csv").stat().st_size
