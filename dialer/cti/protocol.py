@@ -329,40 +329,35 @@ class OutboundAnswered(Event):
     )
 
 
-_INCOMING_KEYS = (
-    ("number", "number"), ("callid", "callid"), ("autodial", "autodial"),
-    ("province", "province"), ("city", "city"), ("isp", "isp"), ("data", "data"),
-)
+@dataclass(frozen=True, slots=True)
+class _Incoming(Event):
+    """The keys shared by the two incoming-call events."""
+
+    number: str = ""
+    callid: str = ""
+    autodial: bool = False
+    province: str = ""
+    city: str = ""
+    isp: str = ""
+    data: str = ""
+    KEYS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("number", "number"), ("callid", "callid"), ("autodial", "autodial"),
+        ("province", "province"), ("city", "city"), ("isp", "isp"), ("data", "data"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
-class IncomingRinging(Event):
+class IncomingRinging(_Incoming):
     """A call rings at the seat (OnIncommingRing, manual §5.7); `autodial` marks a dialer call."""
 
-    number: str = ""
-    callid: str = ""
-    autodial: bool = False
-    province: str = ""
-    city: str = ""
-    isp: str = ""
-    data: str = ""
     NAME: ClassVar[str] = "incomming ringing"
-    KEYS: ClassVar[tuple[tuple[str, str], ...]] = _INCOMING_KEYS
 
 
 @dataclass(frozen=True, slots=True)
-class IncomingAnswered(Event):
+class IncomingAnswered(_Incoming):
     """The seat answered a call offered to it (OnIncommingAnswer, manual §5.8)."""
 
-    number: str = ""
-    callid: str = ""
-    autodial: bool = False
-    province: str = ""
-    city: str = ""
-    isp: str = ""
-    data: str = ""
     NAME: ClassVar[str] = "incomming answered"
-    KEYS: ClassVar[tuple[tuple[str, str], ...]] = _INCOMING_KEYS
 
 
 @dataclass(frozen=True, slots=True)
