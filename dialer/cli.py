@@ -698,6 +698,135 @@ def dnc_list(ctx: click.Context, fmt: str) -> None:
     _emit(rows, fmt, ["phone", "reason", "until", "added"])
 
 
+# -- dialer worker, demo, report ---------------------------------------------------------------------
+
+def _iso_time(value: str | None, option: str) -> Any:
+    import datetime as _dt
+
+    if value is None:
+        return None
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return parsed
+
+
+@main.command("worker")
+@click.option("--cti", "cti_url", default="ws://127.0.0.1:8081/spcc/cti", show_default=True,
+              help="The CTI server's WebSocket URL.")
+@click.option("--campaign", "campaigns", multiple=True, help="Work these campaigns [every active one].")
+@click.option("--worker-id", help="This worker's name in the database [host-pid].")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Run in simulated time, 1/F times faster (with `dialer sim --time-scale F`).")
+@click.option("--clock-start", help="Simulated time at start, ISO 8601 (with --time-scale; default now).")
+@click.option("--clock-epoch", type=float, help="Real Unix time the simulated clock starts from "
+              "(workers sharing a simulated timeline give the same one).")
+@click.option("--until-done", is_flag=True, help="Exit once nothing can be dialled and no call is up.")
+@click.option("--drain-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds calls in flight may go on after SIGTERM before they are hung up.")
+@click.option("--lease", type=float, default=60.0, show_default=True,
+              help="Seconds a seat or contact lease lasts without renewal.")
+@click.option("--inbox", type=click.Path(file_okay=False), help="Import CSV files found in INBOX/<campaign>/.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port.")
+@click.pass_context
+@_guard
+def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], worker_id: str | None,
+               time_scale: float, clock_start: str | None, clock_epoch: float | None, until_done: bool,
+               drain_timeout: float, lease: float, inbox: str | None, metrics_port: int | None) -> None:
+    """Run the dialer: log the seats in, dial due contacts, record outcomes."""
+    import time as _time
+    from pathlib import Path as _Path
+
+    from dialer.clock import Clock
+    from dialer.worker import Worker, WorkerOptions
+
+    engine = _store(ctx).engine()
+    clock = Clock(scale=time_scale, epoch=clock_epoch or _time.time(),
+                  origin=_iso_time(clock_start, "--clock-start"))
+    options = WorkerOptions(cti_url=cti_url, campaigns=campaigns, clock=clock, until_done=until_done,
+                            drain_timeout=drain_timeout, lease=lease, inbox=_Path(inbox) if inbox else None)
+    if worker_id:
+        options.worker_id = worker_id
+
+    async def main_loop() -> None:
+        worker = Worker(engine, options)
+        server = None
+        if metrics_port is not None:
+            from dialer.metrics import serve_metrics
+
+            server = await serve_metrics(worker, metrics_port)
+        try:
+            await worker.run()
+        finally:
+            if server is not None:
+                server.close()
+        click.echo(f"worker {options.worker_id} stopped: {worker.stats.dials} dials, "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(worker.stats.outcomes.items())), err=True)
+
+    asyncio.run(main_loop())
+
+
+@main.command("demo")
+@click.option("--agents", type=click.IntRange(1, 500), default=8, show_default=True)
+@click.option("--contacts", type=click.IntRange(1, 100_000), help="Rows of the example list to use (topped "
+              "up with generated numbers) [the whole list].")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep the database in this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo_cmd(agents: int, contacts: int | None, time_scale: float, seed: int, keep: str | None, as_json: bool) -> None:
+    """Everything embedded: SQLite, the simulator, the example list and the worker."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from dialer.demo import demo
+
+    result = demo(agents=agents, contacts=contacts, time_scale=time_scale, seed=seed,
+                  workdir=_Path(keep) if keep else None,
+                  progress=sys.stderr if sys.stderr.isatty() and not as_json else None)
+    if as_json:
+        click.echo(_json.dumps({**result.summary, "outcomes": {o["outcome"]: o["attempts"] for o in result.outcomes},
+                                "seconds": round(result.seconds, 1), "imported": result.imported,
+                                "refused_rows": result.rejected}, ensure_ascii=False))
+        return
+    click.echo(f"demo: {result.imported} contacts imported ({result.rejected} rows refused), {agents} agents, "
+               f"time scale {time_scale:g}; worked out in {result.seconds:.1f}s")
+    _emit([result.summary], "table", ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "answered",
+                                      "answer_rate", "talk_minutes"])
+    click.echo("")
+    _emit(result.outcomes, "table", ["outcome", "attempts", "share"])
+    if keep:
+        click.echo(f"\ndatabase kept: dialer --db {result.db} report attempts")
+
+
+@main.command("report")
+@click.argument("name", type=click.Choice(["summary", "outcomes", "agents", "hourly", "attempts"]))
+@click.option("--campaign", "campaign_name")
+@click.option("--since", help="Attempts started at or after this ISO 8601 time (China time if no offset).")
+@click.option("--until", help="Attempts started before this time.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.pass_context
+@_guard
+def report_cmd(ctx: click.Context, name: str, campaign_name: str | None, since: str | None, until: str | None,
+               fmt: str) -> None:
+    """Reports on call outcomes: summary, outcomes, agents, hourly, attempts."""
+    from dialer.reports import COLUMNS, report
+    from dialer.store.repo import get_campaign
+
+    engine = _store(ctx).engine()
+    if campaign_name:
+        with _store(ctx).session() as s:
+            get_campaign(s, campaign_name)
+    rows = report(engine, name, campaign=campaign_name, since=_iso_time(since, "--since"),
+                  until=_iso_time(until, "--until"))
+    _emit(rows, fmt, COLUMNS[name])
+
+
 def run() -> None:
     """Console-script entry point: DialerError never escapes as a traceback."""
     try:

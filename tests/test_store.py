@@ -220,3 +220,23 @@ def test_postgres_uses_skip_locked(engine) -> None:
         got = repo.claim_contacts(engine, c, "w", 10, WED_10)  # does not wait for the lock
         assert [x.phone for x in got] == ["+8613800138001"]
         locker.rollback()
+
+
+def test_upgrade_from_the_first_revision_keeps_contacts(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO campaigns (name, mode, queue, status, priority, area_code, outside_prefix,"
+                             " ld_mobile_prefix, unknown_city_mobile, allow_international, window_start, window_end,"
+                             " days, timezone, contact_timezones, max_attempts, retry_delays, ring_timeout, wrap_up,"
+                             " max_calls_per_agent, abandon_target, abandon_ivr, created_at, updated_at) VALUES"
+                             " ('c','progressive','q','draft',0,'010','9','0','long_distance',0,'09:00','20:00',"
+                             "'mon','Asia/Shanghai','[]',3,'{}',30,20,3,0.03,'','2026-01-01','2026-01-01')")
+        conn.exec_driver_sql("INSERT INTO contacts (campaign_id, phone, raw_phone, extension, kind, area_code, province,"
+                             " city, isp, name, customer_id, priority, status, attempts, next_attempt_at, created_at)"
+                             " VALUES (1,'+8613800138000','','','mobile','','','','','','',0,'pending',1,"
+                             "'2026-01-01','2026-01-01')")
+    upgrade(engine)
+    with Session(engine) as s:
+        contact = s.scalar(select(Contact))
+        assert (contact.attempts, contact.free_misses) == (1, 0)

@@ -122,6 +122,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: calls in a row that failed through no fault of the number (agent_no_answer, interrupted)
+    free_misses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,0 +1,117 @@
+"""`dialer demo`: everything embedded — a fresh SQLite file, the simulator, the example list,
+simulated agents and the worker — in one process at a short time scale, until the list is
+worked out."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy.orm import Session
+
+from dialer.clock import Clock
+from dialer.importer import import_file
+from dialer.reports import report
+from dialer.sim import SimConfig, Simulator, Trunk
+from dialer.store import repo
+from dialer.store.engine import make_engine
+from dialer.store.migrate import upgrade
+from dialer.worker import Worker, WorkerOptions
+
+CAMPAIGN = "demo"
+QUEUE = "demo"
+
+
+@dataclass
+class DemoResult:
+    summary: dict[str, Any]
+    outcomes: list[dict[str, Any]]
+    seconds: float
+    db: str
+    imported: int
+    rejected: int
+
+
+def example_list(contacts: int | None, seed: int) -> str:
+    """The example list, cut to `contacts` rows or topped up with generated ones."""
+    text = files("dialer.data").joinpath("campaigns.example.csv").read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    if contacts is not None:
+        body = body[:contacts]
+        rng = random.Random(seed)
+        while len(body) < contacts:
+            n = len(body) + 1
+            phone = rng.choice(["138", "139", "186", "150", "177"]) + f"{rng.randrange(10**8):08d}"
+            body.append([f"GEN{n:05d}", f"客户{n}", phone, "", "", ""])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, *body])
+    return out.getvalue()
+
+
+async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: float = 0.01, seed: int = 1,
+                   workdir: Path | None = None, progress: TextIO | None = None) -> DemoResult:
+    started = time.monotonic()
+    tmp = tempfile.TemporaryDirectory(prefix="dialer-demo-") if workdir is None else None
+    folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]
+    folder.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{folder / 'demo.db'}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with Session(engine) as s, s.begin():
+            repo.create_campaign(s, CAMPAIGN, queue=QUEUE, area_code="010", window="00:00-23:59", days="all",
+                                 timezone="Asia/Shanghai", max_attempts=3, ring_timeout=25, wrap_up=10,
+                                 retry=["no_answer=300", "busy=120", "failed=300", "timeout=300"])
+            repo.upsert_agents(s, [repo.AgentRow(f"D{i:03d}", f"坐席{i}", str(6000 + i), QUEUE)
+                                   for i in range(1, agents + 1)])
+            repo.set_campaign_status(s, CAMPAIGN, "resume")
+        listing = folder / "list.csv"
+        listing.write_text(example_list(contacts, seed), encoding="utf-8")
+        imported = import_file(engine, CAMPAIGN, listing)
+
+        sim = Simulator(SimConfig(seed=seed, time_scale=time_scale, trunk=Trunk(home_area_code="010")))
+        await sim.start("127.0.0.1", 0)
+        last = [0.0]
+
+        def show(worker: Worker) -> None:
+            if progress is None or time.monotonic() - last[0] < 0.2:
+                return
+            last[0] = time.monotonic()
+            o = worker.stats.outcomes
+            progress.write(f"\rdemo: {worker.stats.dials} dials, {o.get('answered', 0)} answered, "
+                           f"{o.get('no_answer', 0)} no answer, {o.get('busy', 0)} busy, "
+                           f"{worker.calls_in_flight} in flight, {time.monotonic() - started:4.1f}s ")
+            progress.flush()
+
+        options = WorkerOptions(cti_url=sim.url, campaigns=(CAMPAIGN,), worker_id="demo",
+                                clock=Clock(scale=time_scale), until_done=True, drain_timeout=5.0,
+                                cti_heartbeat=0, on_progress=show)
+        try:
+            await Worker(engine, options, handle_signals=sys.platform != "win32").run()
+        finally:
+            await sim.stop()
+        if progress is not None:
+            progress.write("\n")
+        summary = report(engine, "summary", campaign=CAMPAIGN)[0]
+        outcomes = report(engine, "outcomes", campaign=CAMPAIGN)
+        return DemoResult(summary, outcomes, time.monotonic() - started, url if workdir else "(temporary)",
+                          imported.imported, imported.rows - imported.imported)
+    finally:
+        engine.dispose()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def demo(**kw: Any) -> DemoResult:
+    return asyncio.run(run_demo(**kw))
+

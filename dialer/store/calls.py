@@ -1,0 +1,195 @@
+"""Repository functions of the worker: workers, seat leases, attempts and their outcomes.
+
+Each function opens its own short transaction on the engine it is given (the worker calls them
+from one database thread, never from the event loop).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from dialer.outcomes import Retry
+from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """Everything learnt about a call, to record with its outcome."""
+
+    outcome: str
+    callid: str = ""
+    agent_up_at: dt.datetime | None = None
+    ringing_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    ring_seconds: float | None = None
+    talk_seconds: float | None = None
+    province: str = ""
+    city: str = ""
+    isp: str = ""
+    detail: str = ""
+
+
+def register_worker(engine: Engine, worker_id: str, now: dt.datetime) -> None:
+    with Session(engine) as s, s.begin():
+        row = s.get(Worker, worker_id)
+        if row is None:
+            s.add(Worker(id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=now, last_seen=now))
+        else:
+            row.host, row.pid, row.started_at, row.last_seen = socket.gethostname(), os.getpid(), now, now
+
+
+def heartbeat(engine: Engine, worker_id: str, now: dt.datetime, lease: dt.timedelta,
+              extensions: Sequence[str], contact_ids: Sequence[int]) -> None:
+    """Say the worker is alive and renew its leases on seats and on contacts in calls."""
+    with Session(engine) as s, s.begin():
+        s.execute(update(Worker).where(Worker.id == worker_id).values(last_seen=now))
+        if extensions:
+            s.execute(update(Agent).where(Agent.extension.in_(list(extensions)), Agent.claimed_by == worker_id)
+                      .values(lease_until=now + lease))
+        if contact_ids:
+            s.execute(update(Contact).where(Contact.id.in_(list(contact_ids)), Contact.claimed_by == worker_id)
+                      .values(lease_until=now + lease))
+
+
+def unregister_worker(engine: Engine, worker_id: str) -> None:
+    """A clean stop: give back every seat and contact this worker holds."""
+    with Session(engine) as s, s.begin():
+        s.execute(update(Agent).where(Agent.claimed_by == worker_id).values(claimed_by=None, lease_until=None))
+        s.execute(update(Contact).where(Contact.claimed_by == worker_id).values(claimed_by=None, lease_until=None))
+        s.execute(delete(Worker).where(Worker.id == worker_id))
+
+
+def reconcile_dead_workers(engine: Engine, me: str, now: dt.datetime, lease: dt.timedelta,
+                           retry_delay: dt.timedelta, *, starting: bool = False) -> int:
+    """Attempts left open by dead workers (heartbeat older than the lease — and, when
+    `starting`, by an earlier life of this worker id) become `interrupted`; their contacts are
+    due again after `retry_delay`, a free miss; their seats and contacts are released.
+    Returns how many attempts were closed."""
+    with Session(engine) as s, s.begin():
+        dead = set(s.scalars(select(Worker.id).where(Worker.last_seen < now - lease, Worker.id != me)))
+        if starting:
+            dead.add(me)
+        open_attempts = list(s.scalars(select(Attempt).where(Attempt.ended_at.is_(None), Attempt.worker_id.in_(dead))))
+        for attempt in open_attempts:
+            attempt.outcome, attempt.ended_at = "interrupted", now
+            attempt.detail = (attempt.detail + " worker stopped mid-call").strip()
+            contact = s.get(Contact, attempt.contact_id)
+            if contact is not None and contact.status == "pending":
+                contact.last_outcome = "interrupted"
+                contact.next_attempt_at = now + retry_delay
+                contact.free_misses += 1
+                contact.claimed_by, contact.lease_until = None, None
+        s.execute(update(Agent).where(Agent.claimed_by.in_(dead)).values(claimed_by=None, lease_until=None))
+        s.execute(update(Contact).where(Contact.claimed_by.in_(dead)).values(claimed_by=None, lease_until=None))
+        s.execute(delete(Worker).where(Worker.id.in_(dead - {me})))
+        return len(open_attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatInfo:
+    staffid: str
+    name: str
+    extension: str
+    queue: str
+    skill: int
+    sector: str
+    role: str
+
+
+def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.datetime,
+                lease: dt.timedelta, roles: Sequence[str] = ("agent",)) -> list[SeatInfo]:
+    """Take the enabled seats of `queues` that no live worker holds (and keep this worker's)."""
+    queues = list(queues)
+    with Session(engine) as s, s.begin():
+        free = or_(Agent.claimed_by.is_(None), Agent.lease_until < now, Agent.claimed_by == worker_id)
+        cond = and_(Agent.queue.in_(queues), Agent.enabled.is_(True), Agent.role.in_(list(roles)), free)
+        if engine.dialect.name == "postgresql":
+            ids = list(s.scalars(select(Agent.id).where(cond).with_for_update(skip_locked=True)))
+            cond = Agent.id.in_(ids)
+        s.execute(update(Agent).where(cond).values(claimed_by=worker_id, lease_until=now + lease)
+                  .execution_options(synchronize_session=False))
+        rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id).order_by(Agent.extension))
+        return [SeatInfo(a.staffid, a.name, a.extension, a.queue, a.skill, a.sector, a.role) for a in rows]
+
+
+def load_campaigns(engine: Engine, names: Sequence[str]) -> list[Campaign]:
+    """The campaigns to work: those named (any status), or every active one."""
+    with Session(engine, expire_on_commit=False) as s:
+        q = select(Campaign)
+        q = q.where(Campaign.name.in_(list(names))) if names else q.where(Campaign.status == "active")
+        return list(s.scalars(q.order_by(Campaign.priority.desc(), Campaign.id)))
+
+
+def start_attempt(engine: Engine, contact: Contact, campaign_id: int, seat: str, dial_string: str,
+                  worker_id: str, now: dt.datetime) -> int:
+    """Record an attempt before its dial is sent; returns its id."""
+    with Session(engine) as s, s.begin():
+        number = (s.scalar(select(func.count()).select_from(Attempt).where(Attempt.contact_id == contact.id)) or 0) + 1
+        attempt = Attempt(campaign_id=campaign_id, contact_id=contact.id, attempt_no=number, worker_id=worker_id,
+                          seat=seat, agent_extension=seat, dial_string=dial_string, created_at=now)
+        s.add(attempt)
+        s.flush()
+        return attempt.id
+
+
+def mark_dialled(engine: Engine, attempt_id: int, now: dt.datetime) -> None:
+    with Session(engine) as s, s.begin():
+        s.execute(update(Attempt).where(Attempt.id == attempt_id).values(dialled_at=now))
+
+
+def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: AttemptEnd, retry: Retry) -> None:
+    """Record a call's outcome and what it means for its contact, in one transaction."""
+    with Session(engine) as s, s.begin():
+        s.execute(update(Attempt).where(Attempt.id == attempt_id).values(
+            outcome=end.outcome, callid=end.callid, ringing_at=end.ringing_at, answered_at=end.answered_at,
+            bridged_at=end.answered_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
+            talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
+            detail=end.detail[:1000]))
+        values: dict[str, object] = dict(
+            status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
+            last_outcome=end.outcome, claimed_by=None, lease_until=None)
+        if retry.next_attempt_at is not None:
+            values["next_attempt_at"] = retry.next_attempt_at
+        if end.province:
+            values.update(province=end.province)
+        if end.city:
+            values.update(city=end.city)
+        s.execute(update(Contact).where(Contact.id == contact_id).values(**values))
+
+
+def set_contact_status(engine: Engine, contact_id: int, status: str, outcome: str | None = None) -> None:
+    """A final status found at dial time (the dial plan refused the number, it is on the DNC list)."""
+    with Session(engine) as s, s.begin():
+        values: dict[str, object] = dict(status=status, claimed_by=None, lease_until=None)
+        if outcome:
+            values["last_outcome"] = outcome
+        s.execute(update(Contact).where(Contact.id == contact_id).values(**values))
+
+
+def release_contacts(engine: Engine, worker_id: str, contact_ids: Sequence[int]) -> None:
+    if not contact_ids:
+        return
+    with Session(engine) as s, s.begin():
+        s.execute(update(Contact).where(Contact.id.in_(list(contact_ids)), Contact.claimed_by == worker_id)
+                  .values(claimed_by=None, lease_until=None))
+
+
+def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> int:
+    """Contacts of these campaigns that may still be dialled, now or later."""
+    if not campaign_ids:
+        return 0
+    with Session(engine) as s:
+        return s.scalar(
+            select(func.count()).select_from(Contact).join(Campaign, Campaign.id == Contact.campaign_id)
+            .where(Contact.campaign_id.in_(list(campaign_ids)), Contact.status == "pending",
+                   Contact.attempts < Campaign.max_attempts,
+                   ~exists().where(DoNotCall.phone == Contact.phone,
+                                   or_(DoNotCall.until.is_(None), DoNotCall.until > now)))) or 0

@@ -1,0 +1,586 @@
+"""The worker daemon: seats in, due numbers out, outcomes recorded. Progressive dialing.
+
+Theory of operation
+-------------------
+One asyncio loop. Each agent seat of the selected campaigns' queues is one `Seat` (one CTI
+socket), leased in the database so that several workers split the roster. A seat is dialable
+when it is logged in, registered, not busy, not in after-call work or a call, past the
+campaign's wrap-up, and reported idle by the server (`busy status` with no reason, or the
+`agentidle` extension list that the refresh job asks for).
+
+The dispatcher wakes when a seat frees up (and once a second in any case), claims as many due
+contacts as there are dialable seats — campaigns of one queue by priority, then in turn — and for
+each one writes the attempt, then sends `dial`. Every event of a seat's call goes to its
+`CallTracker` (dialer/outcomes.py); per-call timers hang up what rings too long. When the call
+ends the outcome and the contact's retry are written in one transaction.
+
+Periodic work runs on an APScheduler `AsyncIOScheduler` (in memory): refresh of agent state,
+campaign reload (pause, resume, window open/close), the worker's heartbeat (which renews its
+leases), reconciling attempts of dead workers, and the inbox scan. Database calls run on one
+thread beside the loop, never on it.
+
+Stopping (SIGTERM/SIGINT or `request_stop`): no new dials; calls in flight may finish for
+`drain_timeout` real seconds, then they are hung up; every outcome is written; seats log out;
+leases are given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import itertools
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from dialer.clock import Clock
+from dialer.cti import protocol as p
+from dialer.cti.client import Seat, SeatLost, SeatRestored, exponential_backoff
+from dialer.dialplan import NotDialable, parse_number
+from dialer.errors import CTIError, DialerError, LocalProtocolError
+from dialer.outcomes import CallTracker, Event, State, decide_retry
+from dialer.store import calls as db
+from dialer.store.models import Campaign, Contact
+from dialer.store.repo import claim_contacts, plan_of, window_of
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACW = "话后"
+PARK_REASON = "连续未接听"  # busy reason given to a seat whose agent missed three calls in a row
+MISSES_BEFORE_PARK = 3
+
+
+class WorkerError(DialerError):
+    """The worker cannot start (no campaign, no seat) or cannot go on."""
+
+
+@dataclass
+class WorkerOptions:
+    cti_url: str = "ws://127.0.0.1:8081/spcc/cti"
+    campaigns: tuple[str, ...] = ()
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    clock: Clock = field(default_factory=Clock)
+    until_done: bool = False
+    drain_timeout: float = 30.0  # real seconds
+    lease: float = 60.0  # simulated seconds a seat or contact lease lasts without renewal
+    refresh_every: float = 5.0
+    dispatch_every: float = 1.0
+    agent_leg_timeout: float = 30.0  # how long the agent's extension may ring
+    setup_timeout: float = 20.0  # agent up → customer ringing
+    hangup_timeout: float = 10.0  # our hangup → the server's hangup event
+    cti_heartbeat: float = 10.0  # real seconds between CTI heartbeats (0: none)
+    interrupted_retry: float = 300.0  # a crashed call's contact is due again after this
+    inbox: Path | None = None
+    backoff: Callable[[], Iterator[float]] | None = None
+    on_progress: Callable[[Worker], None] | None = None
+
+
+@dataclass
+class ActiveCall:
+    attempt_id: int
+    contact: Contact
+    campaign: Campaign
+    tracker: CallTracker
+    timer: asyncio.TimerHandle | None = None
+    armed_for: tuple[Any, bool] | None = None
+
+
+@dataclass
+class SeatRun:
+    info: db.SeatInfo
+    seat: Seat
+    logged_in: bool = False
+    registered: bool = True
+    busy: str = ""
+    server_idle: bool = False
+    call: ActiveCall | None = None
+    wrap_until: dt.datetime | None = None
+    wrap_timer: asyncio.TimerHandle | None = None
+    misses: int = 0
+    parked: bool = False
+
+    def dialable(self, now: dt.datetime) -> bool:
+        return (self.logged_in and self.registered and self.call is None and not self.parked
+                and not self.busy and self.server_idle
+                and (self.wrap_until is None or now >= self.wrap_until))
+
+
+@dataclass
+class Stats:
+    dials: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    free_to_dial: list[float] = field(default_factory=list)  # real seconds, for the benchmark
+
+
+class Worker:
+    def __init__(self, engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> None:
+        self.engine = engine
+        self.opt = options
+        self.clock = options.clock
+        self.handle_signals = handle_signals
+        self.seats: dict[str, SeatRun] = {}
+        self.campaigns: list[Campaign] = []
+        self.stats = Stats()
+        self.draining = False
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="dialer-db")
+        self._turn = itertools.count()
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._window_open: dict[int, bool] = {}
+        self._freed_at: dict[str, float] = {}
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any, retries: int = 6, **kwargs: Any) -> T:
+        """Run a database function on the database thread; retry a locked or lost database."""
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        for attempt in range(retries):
+            try:
+                return await loop.run_in_executor(self._db, functools.partial(fn, self.engine, *args, **kwargs))
+            except DBAPIError as exc:
+                if attempt == retries - 1:
+                    raise
+                log.warning("database busy or unreachable (%s); retrying in %.1fs",
+                            str(exc.orig).splitlines()[0] if exc.orig else exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _real(self, seconds: float) -> float:
+        return self.clock.real(seconds)
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop (what SIGTERM and SIGINT do)."""
+        if not self._stop.is_set():
+            log.info("stopping: no new dials; calls in flight may finish")
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def calls_in_flight(self) -> int:
+        return sum(1 for s in self.seats.values() if s.call is not None)
+
+    # -- the run --------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self._start()
+            dispatcher = asyncio.create_task(self._dispatcher(), name="dispatcher")
+            await self._stop.wait()
+            self.draining = True
+            self._wake.set()
+            await dispatcher
+            await self._drain()
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _start(self) -> None:
+        now = self.clock.now()
+        await self._call(db.register_worker, self.opt.worker_id, now)
+        closed = await self._call(db.reconcile_dead_workers, self.opt.worker_id, now,
+                                  dt.timedelta(seconds=self.opt.lease),
+                                  dt.timedelta(seconds=self.opt.interrupted_retry), starting=True)
+        if closed:
+            log.warning("%d attempts left open by a stopped worker were marked interrupted", closed)
+        self.campaigns = await self._call(db.load_campaigns, self.opt.campaigns)
+        if not self.campaigns:
+            what = ", ".join(self.opt.campaigns) if self.opt.campaigns else "no active campaign"
+            raise WorkerError(f"nothing to work: {what} (dialer campaign list; dialer campaign resume NAME)")
+        missing = set(self.opt.campaigns) - {c.name for c in self.campaigns}
+        if missing:
+            raise WorkerError(f"no campaign named {', '.join(sorted(missing))}")
+        queues = sorted({c.queue for c in self.campaigns})
+        infos = await self._call(db.lease_seats, self.opt.worker_id, queues, now, dt.timedelta(seconds=self.opt.lease))
+        if not infos:
+            log.warning("no free agent seat in queue(s) %s (dialer agents list / dialer agents add)", ", ".join(queues))
+        for info in infos:
+            seat = Seat(name=info.extension, heartbeat_interval=self.opt.cti_heartbeat,
+                        backoff=self.opt.backoff or exponential_backoff(),
+                        on_event=functools.partial(self._on_event, info.extension))
+            self.seats[info.extension] = SeatRun(info, seat)
+        await asyncio.gather(*(self._connect(run) for run in self.seats.values()))
+        self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        jobs: list[tuple[Callable[[], Any], float]] = [
+            (self._refresh, self.opt.refresh_every), (self._reload, max(1.0, self.opt.dispatch_every)),
+            (self._heartbeat, self.opt.lease / 4), (self._reconcile, self.opt.lease),
+            (self._poke, self.opt.dispatch_every),
+        ]
+        if self.opt.inbox is not None:
+            jobs.append((self._scan_inbox, 10.0))
+        for fn, every in jobs:
+            self.scheduler.add_job(fn, "interval", seconds=max(0.1, self._real(every)), max_instances=1,
+                                   coalesce=True, misfire_grace_time=None)
+        self.scheduler.start()
+        log.info("worker %s: %d seats, campaigns %s", self.opt.worker_id, len(self.seats),
+                 ", ".join(c.name for c in self.campaigns))
+
+    async def _connect(self, run: SeatRun) -> None:
+        info = run.info
+        try:
+            if not run.seat.connected:
+                await run.seat.connect(self.opt.cti_url)
+            await run.seat.login(info.name or info.staffid, info.extension, info.queue, info.staffid,
+                                 skill=info.skill, secname=info.sector, autoacw=int(p.AutoAcw.OUTBOUND))
+            run.logged_in = True
+        except CTIError as exc:
+            log.error("seat %s: %s; will retry", info.extension, exc)
+
+    # -- events ---------------------------------------------------------------------------------
+    def _on_event(self, extension: str, msg: p.Message) -> None:
+        run = self.seats.get(extension)
+        if run is None:
+            return
+        now = self.clock.now()
+        if isinstance(msg, SeatLost):
+            run.logged_in, run.server_idle = False, False
+            log.warning("seat %s lost: %s", extension, msg.reason)
+            if run.call is not None:
+                self._ended(run, run.call.tracker.expire(Event.LOST, now))
+            return
+        if isinstance(msg, SeatRestored):
+            run.logged_in = True
+            log.info("seat %s restored after %d attempt(s)", extension, msg.attempts)
+            self._wake.set()
+            return
+        if isinstance(msg, p.BusyStatus):
+            run.busy = msg.busy
+            run.server_idle = not msg.busy and run.call is None
+            if not msg.busy and run.parked:
+                run.parked, run.misses = False, 0
+                log.info("seat %s is free again", extension)
+            if not msg.busy:
+                self._freed_at.setdefault(extension, asyncio.get_running_loop().time())
+                self._wake.set()
+        elif isinstance(msg, p.StatusChanged):
+            run.busy = msg.busy
+            run.registered = msg.reg != "未注册"
+        if run.call is not None:
+            self._ended(run, run.call.tracker.feed(msg, now))
+            if run.call is not None:
+                self._arm(run)
+
+    def _ended(self, run: SeatRun, ended: bool) -> None:
+        if not ended or run.call is None:
+            return
+        call, run.call = run.call, None
+        if call.timer:
+            call.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._finish(run, call))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    def _arm(self, run: SeatRun) -> None:
+        """(Re)arm the call's timer for the state it has reached."""
+        call = run.call
+        assert call is not None
+        t = call.tracker
+        key = (t.state, t.we_hung_up is not None)
+        if call.armed_for == key:
+            return
+        call.armed_for = key
+        if call.timer:
+            call.timer.cancel()
+            call.timer = None
+        if t.we_hung_up is not None:
+            seconds = self.opt.hangup_timeout
+        else:
+            seconds = {State.DIALLING: self.opt.agent_leg_timeout, State.AGENT_UP: self.opt.setup_timeout,
+                       State.RINGING: float(max(call.campaign.ring_timeout, 15))}.get(t.state, 0.0)
+        if seconds:
+            call.timer = asyncio.get_running_loop().call_later(self._real(seconds), self._expire, run, call)
+
+    def _expire(self, run: SeatRun, call: ActiveCall) -> None:
+        """The call's timer ran out: hang up, or (already hung up) give up waiting for it."""
+        if run.call is not call:
+            return
+        now = self.clock.now()
+        t = call.tracker
+        if t.we_hung_up is None:
+            t.detail = t.detail or f"we hung up in state {t.state.value}"
+            t.hang_up(Event.HANGUP, now)
+            asyncio.get_running_loop().create_task(self._hangup(run))
+            self._arm(run)
+        else:
+            self._ended(run, t.expire(Event.HANGUP_TIMEOUT, now))
+
+    async def _hangup(self, run: SeatRun) -> None:
+        try:
+            await run.seat.hangup()
+        except CTIError as exc:
+            log.warning("seat %s: hangup not sent: %s", run.info.extension, exc)
+
+    # -- dispatch -------------------------------------------------------------------------------
+    async def _dispatcher(self) -> None:
+        while not self.draining:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._real(self.opt.dispatch_every))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self.draining:
+                return
+            try:
+                await self._dispatch_once()
+            except DBAPIError as exc:
+                log.error("dispatch skipped, database error: %s", str(exc.orig or exc).splitlines()[0])
+            except Exception:
+                log.exception("dispatch failed; going on")
+
+    async def _dispatch_once(self) -> None:
+        now = self.clock.now()
+        free: dict[str, list[SeatRun]] = {}
+        for run in self.seats.values():
+            if run.dialable(now):
+                free.setdefault(run.info.queue, []).append(run)
+        if not free:
+            return
+        turn = next(self._turn)
+        for queue, runs in free.items():
+            active = [c for c in self.campaigns if c.queue == queue and c.status == "active"]
+            # by priority; campaigns of equal priority take turns being first
+            active.sort(key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
+            for campaign in active:
+                if not runs or self.draining:
+                    break
+                contacts = await self._call(claim_contacts, campaign, self.opt.worker_id, len(runs), now,
+                                            dt.timedelta(seconds=self.opt.lease))
+                unused = []
+                for contact in contacts:
+                    run = runs.pop(0) if runs else None
+                    if run is None or not run.dialable(self.clock.now()) or self.draining:
+                        unused.append(contact.id)
+                        if run is not None:
+                            runs.insert(0, run)
+                        continue
+                    await self._dial(run, campaign, contact)
+                if unused:
+                    await self._call(db.release_contacts, self.opt.worker_id, unused)
+
+    async def _dial(self, run: SeatRun, campaign: Campaign, contact: Contact) -> None:
+        plan = plan_of(campaign)
+        try:
+            decision = plan.decide(parse_number(contact.phone, plan.home_area_code))
+        except NotDialable as exc:
+            log.warning("contact %s (%s) cannot be dialled: %s", contact.id, contact.phone, exc)
+            await self._call(db.set_contact_status, contact.id, "invalid", None)
+            return
+        now = self.clock.now()
+        attempt_id = await self._call(db.start_attempt, contact, campaign.id, run.info.extension,
+                                      decision.dial_string, self.opt.worker_id, now)
+        run.call = ActiveCall(attempt_id, contact, campaign, CallTracker(started=now))
+        run.server_idle = False
+        freed = self._freed_at.pop(run.info.extension, None)
+        if freed is not None:
+            self.stats.free_to_dial.append(asyncio.get_running_loop().time() - freed)
+        self._arm(run)
+        try:
+            await run.seat.dial(decision.dial_string, cusid=contact.customer_id or str(contact.id),
+                                cusname=contact.name, proid=str(campaign.id), proname=campaign.name)
+        except (CTIError, LocalProtocolError) as exc:
+            if run.call is not None and run.call.attempt_id == attempt_id:
+                run.call.tracker.detail = f"dial not sent: {exc}"
+                self._ended(run, run.call.tracker.expire(Event.LOST, self.clock.now()))
+            return
+        self.stats.dials += 1
+        await self._call(db.mark_dialled, attempt_id, self.clock.now())
+
+    async def _finish(self, run: SeatRun, call: ActiveCall) -> None:
+        t = call.tracker
+        outcome = t.outcome
+        now = t.ended_at or self.clock.now()
+        contact, campaign = call.contact, call.campaign
+        retry = decide_retry(outcome, attempts=contact.attempts, free_misses=contact.free_misses,
+                             max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
+                             window=window_of(campaign, contact.timezone), now=now)
+        end = db.AttemptEnd(outcome, t.callid, t.agent_up_at, t.ringing_at, t.answered_at, now,
+                            t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, t.detail)
+        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        try:
+            await self._call(db.finish_attempt, call.attempt_id, contact.id, end, retry)
+        except DBAPIError as exc:
+            log.error("attempt %s (%s): outcome %s NOT recorded: %s; it will be marked interrupted at the "
+                      "next start", call.attempt_id, contact.phone, outcome, exc)
+        log.info("seat %s: %s %s → %s (%s)", run.info.extension, campaign.name, contact.phone, outcome, retry.status)
+        if outcome == "agent_no_answer":
+            run.misses += 1
+            if run.misses >= MISSES_BEFORE_PARK and not run.parked:
+                run.parked = True
+                log.warning("seat %s (%s): %d dials in a row not picked up; set busy (%s) until the agent frees it",
+                            run.info.extension, run.info.name, run.misses, PARK_REASON)
+                try:
+                    await run.seat.busy(PARK_REASON)
+                except CTIError as exc:
+                    log.warning("seat %s: busy not sent: %s", run.info.extension, exc)
+        elif outcome != "interrupted":
+            run.misses = 0
+        if outcome == "answered" and campaign.wrap_up > 0:
+            run.wrap_until = now + dt.timedelta(seconds=campaign.wrap_up)
+            run.wrap_timer = asyncio.get_running_loop().call_later(
+                self._real(campaign.wrap_up), lambda: asyncio.ensure_future(self._free(run)))
+        else:
+            run.wrap_until = None
+            await self._free(run)
+        if self.opt.on_progress:
+            self.opt.on_progress(self)
+        self._wake.set()
+
+    async def _free(self, run: SeatRun) -> None:
+        """End the seat's after-call work (ours, and the server's 话后 if it set one)."""
+        run.wrap_until = None
+        if run.busy == ACW and not run.parked and run.logged_in:
+            try:
+                await run.seat.idle()
+            except CTIError as exc:
+                log.warning("seat %s: idle not sent: %s", run.info.extension, exc)
+        if not run.busy:
+            self._freed_at.setdefault(run.info.extension, asyncio.get_running_loop().time())
+        self._wake.set()
+
+    # -- periodic jobs --------------------------------------------------------------------------
+    def _poke(self) -> None:
+        self._wake.set()
+
+    async def _refresh(self) -> None:
+        """Ask the server which seats of each queue are idle; log in seats that are out."""
+        for run in list(self.seats.values()):
+            if not run.logged_in and not self.draining and run.seat.connected is False and run.seat._restorer is None:
+                await self._connect(run)
+        by_queue: dict[str, list[SeatRun]] = {}
+        for run in self.seats.values():
+            by_queue.setdefault(run.info.queue, []).append(run)
+        for queue, runs in by_queue.items():
+            asker = next((r for r in runs if r.logged_in), None)
+            if asker is None:
+                continue
+            try:
+                records = await asker.seat.extension_list(p.ExtensionListType.AGENT_IDLE, queue=queue)
+            except CTIError as exc:
+                log.warning("agent state refresh for queue %s failed: %s", queue, exc)
+                continue
+            idle = {r.exten for r in records}
+            for run in runs:
+                run.server_idle = run.info.extension in idle and run.call is None
+        self._wake.set()
+
+    async def _reload(self) -> None:
+        """Pick up campaign changes, note windows opening and closing, and stop when done."""
+        try:
+            fresh = await self._call(db.load_campaigns, self.opt.campaigns or tuple(c.name for c in self.campaigns))
+        except DBAPIError as exc:
+            log.error("campaign reload failed: %s", exc)
+            return
+        by_id = {c.id: c for c in fresh}
+        self.campaigns = [by_id.get(c.id, c) for c in self.campaigns] + [c for c in fresh if c.id not in
+                                                                          {x.id for x in self.campaigns}]
+        now = self.clock.now()
+        for c in self.campaigns:
+            is_open = window_of(c).is_open(now) or any(window_of(c, tz).is_open(now) for tz in c.contact_timezones)
+            if self._window_open.get(c.id) != is_open:
+                log.info("campaign %s: calling window %s", c.name, "open" if is_open else "closed")
+                self._window_open[c.id] = is_open
+                self._wake.set()
+        if self.opt.until_done and not self.draining and self.calls_in_flight == 0 and not self._finishing:
+            left = await self._call(db.dialable_left, [c.id for c in self.campaigns], now)
+            if left == 0 and self.calls_in_flight == 0:
+                log.info("every contact is worked out; stopping")
+                self.request_stop()
+
+    async def _heartbeat(self) -> None:
+        contacts = [r.call.contact.id for r in self.seats.values() if r.call is not None]
+        try:
+            await self._call(db.heartbeat, self.opt.worker_id, self.clock.now(), dt.timedelta(seconds=self.opt.lease),
+                             list(self.seats), contacts)
+        except DBAPIError as exc:
+            log.error("heartbeat not written: %s", exc)
+
+    async def _reconcile(self) -> None:
+        try:
+            closed = await self._call(db.reconcile_dead_workers, self.opt.worker_id, self.clock.now(),
+                                      dt.timedelta(seconds=self.opt.lease),
+                                      dt.timedelta(seconds=self.opt.interrupted_retry))
+        except DBAPIError as exc:
+            log.error("reconcile failed: %s", exc)
+            return
+        if closed:
+            log.warning("%d attempts of a dead worker were marked interrupted", closed)
+
+    async def _scan_inbox(self) -> None:
+        from dialer.inbox import scan_inbox
+
+        assert self.opt.inbox is not None
+        for campaign in self.campaigns:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, scan_inbox, self.engine, campaign.name, self.opt.inbox / campaign.name, self.opt.worker_id)
+            except Exception:
+                log.exception("inbox of campaign %s: scan failed; going on", campaign.name)
+
+    # -- stopping -------------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.opt.drain_timeout
+        while self.calls_in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.calls_in_flight:
+            log.warning("drain timeout: hanging up %d call(s)", self.calls_in_flight)
+            now = self.clock.now()
+            for run in self.seats.values():
+                if run.call is not None:
+                    run.call.tracker.detail = "hung up at shutdown"
+                    run.call.tracker.hang_up(Event.LOST, now)
+                    await self._hangup(run)
+            grace = loop.time() + max(0.5, self._real(self.opt.hangup_timeout))
+            while self.calls_in_flight and loop.time() < grace:
+                await asyncio.sleep(0.02)
+            now = self.clock.now()
+            for run in self.seats.values():
+                if run.call is not None:
+                    self._ended(run, run.call.tracker.expire(Event.LOST, now))
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for run in self.seats.values():
+            if run.wrap_timer:
+                run.wrap_timer.cancel()
+
+        async def leave(run: SeatRun) -> None:
+            try:
+                if run.logged_in:
+                    await asyncio.wait_for(run.seat.logout(), 2)
+            except (CTIError, asyncio.TimeoutError):
+                pass
+            await run.seat.close()
+
+        await asyncio.gather(*(leave(r) for r in self.seats.values()))
+        try:
+            await asyncio.shield(self._call(db.unregister_worker, self.opt.worker_id))
+        except DBAPIError as exc:
+            log.error("leases not given back (they expire by themselves): %s", exc)
+        self._db.shutdown(wait=True)
+
+
+async def run_worker(engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> Worker:
+    worker = Worker(engine, options, handle_signals=handle_signals)
+    await worker.run()
+    return worker

@@ -1,0 +1,209 @@
+"""The worker against the simulator over real sockets, on SQLite and PostgreSQL, with scripted
+customers whose every fate is known."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dialer.clock import Clock
+from dialer.sim import Simulator
+from dialer.sim.scenario import parse_scenario
+from dialer.store import repo
+from dialer.store.models import Attempt, Contact
+from dialer.worker import Worker, WorkerOptions
+
+SCALE = 0.005
+WED_10 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)  # Wednesday 10:00 in Beijing
+WED_22 = dt.datetime(2026, 11, 25, 14, 0, tzinfo=dt.timezone.utc)
+RETRY = ["no_answer=120", "busy=60", "failed=90"]
+
+
+def fast_backoff():
+    return itertools.repeat(0.02)
+
+
+async def start_sim(scenario: dict) -> Simulator:
+    sim = Simulator(parse_scenario({"time_scale": SCALE, **scenario}))
+    await sim.start("127.0.0.1", 0)
+    return sim
+
+
+def setup_db(engine, contacts: list[str], agents: list[str], dnc: list[str] = (), **campaign) -> None:
+    with Session(engine) as s, s.begin():
+        c = repo.create_campaign(s, "c", queue="kefu", area_code="010", max_attempts=3, ring_timeout=20,
+                                 wrap_up=5, retry=RETRY, **campaign)
+        repo.set_campaign_status(s, "c", "resume")
+        for i, phone in enumerate(contacts):
+            from dialer.dialplan import parse_number
+
+            info = parse_number(phone)
+            s.add(Contact(campaign_id=c.id, phone=info.e164, kind=info.kind.value, name=f"客户{i}",
+                          customer_id=f"K{i}", next_attempt_at=WED_10 - dt.timedelta(minutes=5)))
+        repo.upsert_agents(s, [repo.AgentRow(f"1{ext}", f"坐席{ext}", ext, "kefu") for ext in agents])
+        if dnc:
+            repo.add_dnc(s, dnc, "投诉")
+
+
+async def run_worker(engine, sim: Simulator, *, start=WED_10, until_done=True, seconds: float | None = None,
+                     **opts) -> Worker:
+    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", until_done=until_done,
+                            clock=Clock(scale=SCALE, origin=start), cti_heartbeat=0, backoff=fast_backoff,
+                            drain_timeout=2.0, **opts)
+    worker = Worker(engine, options, handle_signals=False)
+    task = asyncio.create_task(worker.run())
+    if seconds is not None:
+        await asyncio.sleep(seconds)
+        worker.request_stop()
+    await asyncio.wait_for(task, 30)
+    return worker
+
+
+def attempts_by_phone(engine) -> dict[str, list[Attempt]]:
+    with Session(engine) as s:
+        rows = s.execute(select(Contact.phone, Attempt).join(Attempt, Attempt.contact_id == Contact.id)
+                         .order_by(Attempt.id)).all()
+    out: dict[str, list[Attempt]] = {}
+    for phone, attempt in rows:
+        out.setdefault(phone, []).append(attempt)
+    return out
+
+
+def contacts(engine) -> dict[str, Contact]:
+    with Session(engine) as s:
+        return {c.phone: c for c in s.scalars(select(Contact))}
+
+
+SCRIPT = {
+    "customers": [
+        {"number": "13800138000", "outcome": "answer", "ring": 5, "talk": 30},  # Beijing mobile
+        {"number": "13912345678", "outcome": ["no_answer", "busy", "answer"], "ring": 4, "talk": 20},  # Changzhou
+        {"number": "075512345678", "outcome": "busy", "ring": 3},  # Shenzhen landline
+        {"number": "17012345678", "outcome": "failed"},  # a mobile of unknown city
+        {"number": "01062345678", "outcome": "answer", "ring": 2, "talk": 10},  # local landline
+    ],
+    "agents": [{"extension": "601", "pickup": 0.5, "wrap_up": 2}, {"extension": "602", "pickup": 0.5, "wrap_up": 2}],
+}
+
+
+@pytest.mark.parametrize("respond", ["all", "documented"])
+async def test_scripted_list_every_fate_known(engine, respond) -> None:
+    setup_db(engine, ["13800138000", "13912345678", "0755-12345678", "17012345678", "010-62345678", "13700000000"],
+             ["601", "602"], dnc=["+8613700000000"])
+    sim = await start_sim({**SCRIPT, "respond": respond, "hangup_callid": respond == "all"})
+    try:
+        await run_worker(engine, sim)
+    finally:
+        await sim.stop()
+    got = attempts_by_phone(engine)
+    outcomes = {phone: [a.outcome for a in rows] for phone, rows in got.items()}
+    assert outcomes == {
+        "+8613800138000": ["answered"],
+        "+8613912345678": ["no_answer", "busy", "answered"],
+        "+8675512345678": ["busy", "busy", "busy"],
+        "+8617012345678": ["failed", "failed", "failed"],
+        "+861062345678": ["answered"],
+    }
+    status = {phone: (c.status, c.attempts, c.last_outcome) for phone, c in contacts(engine).items()}
+    assert status == {
+        "+8613800138000": ("done", 1, "answered"),
+        "+8613912345678": ("done", 3, "answered"),
+        "+8675512345678": ("exhausted", 3, "busy"),
+        "+8617012345678": ("exhausted", 3, "failed"),
+        "+861062345678": ("done", 1, "answered"),
+        "+8613700000000": ("pending", 0, None),  # on the do-not-call list: never dialled
+    }
+    # the dial strings, and what the strict trunk rang
+    dial = {phone: {a.dial_string for a in rows} for phone, rows in got.items()}
+    assert dial == {"+8613800138000": {"913800138000"}, "+8613912345678": {"9013912345678"},
+                    "+8675512345678": {"9075512345678"}, "+8617012345678": {"9017012345678"},
+                    "+861062345678": {"962345678"}}
+    assert not [r for r in sim.call_log if r.end == "trunk_rejected"]
+    assert sorted({r.e164 for r in sim.call_log}) == sorted(got)
+    assert "+8613700000000" not in {r.e164 for r in sim.call_log}
+    # retries wait their delay (simulated seconds) and stay inside the window
+    b = got["+8613912345678"]
+    gap1 = (b[1].created_at - b[0].ended_at).total_seconds()
+    gap2 = (b[2].created_at - b[1].ended_at).total_seconds()
+    assert 120 <= gap1 < 120 + 40 and 60 <= gap2 < 60 + 40, (gap1, gap2)
+    # every timestamp of an answered call, the talk time and the attribution
+    a = got["+8613800138000"][0]
+    assert a.created_at <= a.dialled_at <= a.ringing_at <= a.answered_at <= a.ended_at
+    assert a.talk_seconds == pytest.approx(30, abs=8) and (a.city, a.isp) == ("北京市", "中国移动")
+    assert a.callid or respond == "documented"
+    # a no_answer was hung up by us at the ring timeout (20 s, never below 15)
+    assert b[0].ring_seconds == pytest.approx(20, abs=8)
+
+
+async def test_closed_window_dials_nothing(engine) -> None:
+    setup_db(engine, ["13800138000", "13912345678"], ["601"])
+    sim = await start_sim(SCRIPT)
+    try:
+        worker = await run_worker(engine, sim, start=WED_22, until_done=False, seconds=0.6)
+    finally:
+        await sim.stop()
+    assert sim.call_log == [] and worker.stats.dials == 0
+    assert attempts_by_phone(engine) == {}
+
+
+async def test_agent_who_never_answers_burns_no_contact(engine) -> None:
+    setup_db(engine, ["13800138000", "13912345678", "075512345678", "01062345678"], ["601"])
+    sim = await start_sim({**SCRIPT, "agents": [{"extension": "601", "answers": False}], "agent_ring_timeout": 60})
+    try:
+        worker = await run_worker(engine, sim, until_done=False, seconds=1.5, agent_leg_timeout=25)
+    finally:
+        await sim.stop()
+    assert worker.stats.outcomes == {"agent_no_answer": 3}
+    assert all(c.attempts == 0 and c.status == "pending" for c in contacts(engine).values())
+    assert sim.call_log and all(r.end in ("agent_no_answer", "agent_hangup") for r in sim.call_log)
+    assert sim.dial_counts == {}  # no customer was ever called
+
+
+async def test_number_that_always_dies_before_ringing_reaches_a_final_status(engine) -> None:
+    setup_db(engine, ["13800138000"], ["601", "602"])
+    sim = await start_sim({**SCRIPT, "agents": [{"extension": "601", "answers": False},
+                                                {"extension": "602", "answers": False}]})
+    try:
+        worker = await run_worker(engine, sim, agent_leg_timeout=10)
+    finally:
+        await sim.stop()
+    c = contacts(engine)["+8613800138000"]
+    assert (c.status, c.attempts) == ("exhausted", 3)
+    assert worker.stats.outcomes == {"agent_no_answer": 6}  # 3 free misses, then 3 spent
+
+
+async def test_unregistered_seat_dials_nothing(engine) -> None:
+    setup_db(engine, ["13800138000"], ["601"])
+    sim = await start_sim({**SCRIPT, "agents": [{"extension": "601", "registered": False}]})
+    try:
+        await run_worker(engine, sim, until_done=False, seconds=0.5)
+    finally:
+        await sim.stop()
+    assert sim.call_log == [] and contacts(engine)["+8613800138000"].attempts == 0
+
+
+async def test_seat_lost_mid_call_is_interrupted_and_restored(engine) -> None:
+    setup_db(engine, ["13800138000"], ["601"])
+    sim = await start_sim({**SCRIPT, "customers": [{"number": "13800138000", "outcome": "answer", "ring": 2,
+                                                    "talk": 60}]})
+
+    async def cut_when_talking() -> None:
+        while not any(s.call is not None and s.call.phase == "talking" for s in sim.by_ext.values()):
+            await asyncio.sleep(0.01)
+        sim.drop("601")
+
+    try:
+        cutter = asyncio.create_task(cut_when_talking())
+        await run_worker(engine, sim, interrupted_retry=10)
+        await cutter
+    finally:
+        await sim.stop()
+    rows = attempts_by_phone(engine)["+8613800138000"]
+    assert [a.outcome for a in rows] == ["interrupted", "answered"]
+    c = contacts(engine)["+8613800138000"]
+    assert (c.status, c.attempts) == ("done", 1)  # the interrupted call cost nothing
