@@ -732,12 +732,15 @@ def _iso_time(value: str | None, option: str) -> Any:
 @click.option("--lease", type=float, default=60.0, show_default=True,
               help="Seconds a seat or contact lease lasts without renewal.")
 @click.option("--inbox", type=click.Path(file_okay=False), help="Import CSV files found in INBOX/<campaign>/.")
+@click.option("--max-seats", type=click.IntRange(1), help="Take at most this many seats (split a roster "
+              "between workers).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port.")
 @click.pass_context
 @_guard
 def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], worker_id: str | None,
                time_scale: float, clock_start: str | None, clock_epoch: float | None, until_done: bool,
-               drain_timeout: float, lease: float, inbox: str | None, metrics_port: int | None) -> None:
+               drain_timeout: float, lease: float, inbox: str | None, max_seats: int | None,
+               metrics_port: int | None) -> None:
     """Run the dialer: log the seats in, dial due contacts, record outcomes."""
     import time as _time
     from pathlib import Path as _Path
@@ -749,7 +752,8 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
     clock = Clock(scale=time_scale, epoch=clock_epoch or _time.time(),
                   origin=_iso_time(clock_start, "--clock-start"))
     options = WorkerOptions(cti_url=cti_url, campaigns=campaigns, clock=clock, until_done=until_done,
-                            drain_timeout=drain_timeout, lease=lease, inbox=_Path(inbox) if inbox else None)
+                            drain_timeout=drain_timeout, lease=lease, inbox=_Path(inbox) if inbox else None,
+                            max_seats=max_seats)
     if worker_id:
         options.worker_id = worker_id
 

@@ -83,6 +83,7 @@ class WorkerOptions:
     cti_heartbeat: float = 10.0  # real seconds between CTI heartbeats (0: none)
     interrupted_retry: float = 300.0  # a crashed call's contact is due again after this
     inbox: Path | None = None
+    max_seats: int | None = None  # take at most this many seats (to split a roster between workers)
     backoff: Callable[[], Iterator[float]] | None = None
     on_progress: Callable[[Worker], None] | None = None
 
@@ -208,7 +209,8 @@ class Worker:
         if missing:
             raise WorkerError(f"no campaign named {', '.join(sorted(missing))}")
         queues = sorted({c.queue for c in self.campaigns})
-        infos = await self._call(db.lease_seats, self.opt.worker_id, queues, now, dt.timedelta(seconds=self.opt.lease))
+        infos = await self._call(db.lease_seats, self.opt.worker_id, queues, now, dt.timedelta(seconds=self.opt.lease),
+                                 limit=self.opt.max_seats)
         if not infos:
             log.warning("no free agent seat in queue(s) %s (dialer agents list / dialer agents add)", ", ".join(queues))
         for info in infos:

@@ -105,16 +105,20 @@ class SeatInfo:
 
 
 def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.datetime,
-                lease: dt.timedelta, roles: Sequence[str] = ("agent",)) -> list[SeatInfo]:
-    """Take the enabled seats of `queues` that no live worker holds (and keep this worker's)."""
+                lease: dt.timedelta, roles: Sequence[str] = ("agent",), limit: int | None = None) -> list[SeatInfo]:
+    """Take up to `limit` enabled seats of `queues` that no live worker holds (and keep this
+    worker's own)."""
     queues = list(queues)
     with Session(engine) as s, s.begin():
         free = or_(Agent.claimed_by.is_(None), Agent.lease_until < now, Agent.claimed_by == worker_id)
         cond = and_(Agent.queue.in_(queues), Agent.enabled.is_(True), Agent.role.in_(list(roles)), free)
+        pick = select(Agent.id).where(cond).order_by(Agent.extension)
+        if limit is not None:
+            pick = pick.limit(limit)
         if engine.dialect.name == "postgresql":
-            ids = list(s.scalars(select(Agent.id).where(cond).with_for_update(skip_locked=True)))
-            cond = Agent.id.in_(ids)
-        s.execute(update(Agent).where(cond).values(claimed_by=worker_id, lease_until=now + lease)
+            pick = pick.with_for_update(skip_locked=True)
+        ids = list(s.scalars(pick))
+        s.execute(update(Agent).where(Agent.id.in_(ids), free).values(claimed_by=worker_id, lease_until=now + lease)
                   .execution_options(synchronize_session=False))
         rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id).order_by(Agent.extension))
         return [SeatInfo(a.staffid, a.name, a.extension, a.queue, a.skill, a.sector, a.role) for a in rows]
