@@ -47,12 +47,11 @@ from sqlalchemy.exc import DBAPIError
 from dialer.clock import Clock
 from dialer.cti import protocol as p
 from dialer.cti.client import Seat, SeatLost, SeatRestored, exponential_backoff
-from dialer.dialplan import NotDialable, parse_number
 from dialer.errors import CTIError, DialerError, LocalProtocolError
 from dialer.outcomes import CallTracker, Event, State, decide_retry
 from dialer.store import calls as db
-from dialer.store.models import Campaign, Contact
-from dialer.store.repo import claim_contacts, plan_of, window_of
+from dialer.store.models import Campaign, Contact  # noqa: F401
+from dialer.store.repo import window_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,6 +95,7 @@ class ActiveCall:
     tracker: CallTracker
     timer: asyncio.TimerHandle | None = None
     armed_for: tuple[Any, bool] | None = None
+    dialled_at: dt.datetime | None = None
 
 
 @dataclass
@@ -111,9 +111,11 @@ class SeatRun:
     wrap_timer: asyncio.TimerHandle | None = None
     misses: int = 0
     parked: bool = False
+    finishing: bool = False  # the last call's outcome is being written
 
     def dialable(self, now: dt.datetime) -> bool:
         return (self.logged_in and self.registered and self.call is None and not self.parked
+                and not self.finishing
                 and not self.busy and self.server_idle
                 and (self.wrap_until is None or now >= self.wrap_until))
 
@@ -137,7 +139,10 @@ class Worker:
         self.draining = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        # Two database threads: the dispatcher's claims never queue behind the outcomes being
+        # written (on SQLite they still take turns for the write lock, for milliseconds).
         self._db = ThreadPoolExecutor(1, thread_name_prefix="dialer-db")
+        self._db_dispatch = ThreadPoolExecutor(1, thread_name_prefix="dialer-db-dispatch")
         self._turn = itertools.count()
         self._finishing: set[asyncio.Task[None]] = set()
         self._window_open: dict[int, bool] = {}
@@ -145,13 +150,15 @@ class Worker:
         self.scheduler: AsyncIOScheduler | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
-    async def _call(self, fn: Callable[..., T], *args: Any, retries: int = 6, **kwargs: Any) -> T:
-        """Run a database function on the database thread; retry a locked or lost database."""
+    async def _call(self, fn: Callable[..., T], *args: Any, retries: int = 6, dispatch: bool = False,
+                    **kwargs: Any) -> T:
+        """Run a database function on a database thread; retry a locked or lost database."""
         loop = asyncio.get_running_loop()
+        executor = self._db_dispatch if dispatch else self._db
         delay = 0.1
         for attempt in range(retries):
             try:
-                return await loop.run_in_executor(self._db, functools.partial(fn, self.engine, *args, **kwargs))
+                return await loop.run_in_executor(executor, functools.partial(fn, self.engine, *args, **kwargs))
             except DBAPIError as exc:
                 if attempt == retries - 1:
                     raise
@@ -269,11 +276,13 @@ class Worker:
                 run.parked, run.misses = False, 0
                 log.info("seat %s is free again", extension)
             if not msg.busy:
-                self._freed_at.setdefault(extension, asyncio.get_running_loop().time())
-                self._wake.set()
+                self._mark_free(run)
         elif isinstance(msg, p.StatusChanged):
             run.busy = msg.busy
             run.registered = msg.reg != "未注册"
+            if not msg.busy and msg.call_state is p.CallState.IDLE and run.call is None:
+                run.server_idle = True  # the server says: no call, no busy reason
+                self._mark_free(run)
         if run.call is not None:
             self._ended(run, run.call.tracker.feed(msg, now))
             if run.call is not None:
@@ -283,6 +292,7 @@ class Worker:
         if not ended or run.call is None:
             return
         call, run.call = run.call, None
+        run.finishing = True
         if call.timer:
             call.timer.cancel()
         task = asyncio.get_running_loop().create_task(self._finish(run, call))
@@ -355,56 +365,52 @@ class Worker:
         if not free:
             return
         turn = next(self._turn)
+        work = []
         for queue, runs in free.items():
             active = [c for c in self.campaigns if c.queue == queue and c.status == "active"]
             # by priority; campaigns of equal priority take turns being first
             active.sort(key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
-            for campaign in active:
-                if not runs or self.draining:
-                    break
-                contacts = await self._call(claim_contacts, campaign, self.opt.worker_id, len(runs), now,
-                                            dt.timedelta(seconds=self.opt.lease))
-                unused = []
-                for contact in contacts:
-                    run = runs.pop(0) if runs else None
-                    if run is None or not run.dialable(self.clock.now()) or self.draining:
-                        unused.append(contact.id)
-                        if run is not None:
-                            runs.insert(0, run)
-                        continue
-                    await self._dial(run, campaign, contact)
-                if unused:
-                    await self._call(db.release_contacts, self.opt.worker_id, unused)
-
-    async def _dial(self, run: SeatRun, campaign: Campaign, contact: Contact) -> None:
-        plan = plan_of(campaign)
-        try:
-            decision = plan.decide(parse_number(contact.phone, plan.home_area_code))
-        except NotDialable as exc:
-            log.warning("contact %s (%s) cannot be dialled: %s", contact.id, contact.phone, exc)
-            await self._call(db.set_contact_status, contact.id, "invalid", None)
+            if active:
+                work.append((active, [r.info.extension for r in runs]))
+        if not work or self.draining:
             return
+        started = await self._call(db.claim_for_queues, self.opt.worker_id, work, now,
+                                   dt.timedelta(seconds=self.opt.lease), dispatch=True)
+        await asyncio.gather(*(self._dial(self.seats[st.seat], campaign, st) for campaign, st in started))
+
+    async def _dial(self, run: SeatRun, campaign: Campaign, started: db.Started) -> None:
         now = self.clock.now()
-        attempt_id = await self._call(db.start_attempt, contact, campaign.id, run.info.extension,
-                                      decision.dial_string, self.opt.worker_id, now)
-        run.call = ActiveCall(attempt_id, contact, campaign, CallTracker(started=now))
+        contact = started.contact
+        if not run.dialable(now) or self.draining:  # the seat changed while the claim ran
+            run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now))
+            self._ended(run, run.call.tracker.expire(Event.LOST, now))
+            return
+        run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now))
         run.server_idle = False
         freed = self._freed_at.pop(run.info.extension, None)
         if freed is not None:
             self.stats.free_to_dial.append(asyncio.get_running_loop().time() - freed)
         self._arm(run)
         try:
-            await run.seat.dial(decision.dial_string, cusid=contact.customer_id or str(contact.id),
+            await run.seat.dial(started.dial_string, cusid=contact.customer_id or str(contact.id),
                                 cusname=contact.name, proid=str(campaign.id), proname=campaign.name)
         except (CTIError, LocalProtocolError) as exc:
-            if run.call is not None and run.call.attempt_id == attempt_id:
+            if run.call is not None and run.call.attempt_id == started.attempt_id:
                 run.call.tracker.detail = f"dial not sent: {exc}"
                 self._ended(run, run.call.tracker.expire(Event.LOST, self.clock.now()))
             return
+        if run.call is not None and run.call.attempt_id == started.attempt_id:
+            run.call.dialled_at = self.clock.now()
         self.stats.dials += 1
-        await self._call(db.mark_dialled, attempt_id, self.clock.now())
 
     async def _finish(self, run: SeatRun, call: ActiveCall) -> None:
+        try:
+            await self._record(run, call)
+        finally:
+            run.finishing = False
+            self._mark_free(run)
+
+    async def _record(self, run: SeatRun, call: ActiveCall) -> None:
         t = call.tracker
         outcome = t.outcome
         now = t.ended_at or self.clock.now()
@@ -412,7 +418,7 @@ class Worker:
         retry = decide_retry(outcome, attempts=contact.attempts, free_misses=contact.free_misses,
                              max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
                              window=window_of(campaign, contact.timezone), now=now)
-        end = db.AttemptEnd(outcome, t.callid, t.agent_up_at, t.ringing_at, t.answered_at, now,
+        end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
                             t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, t.detail)
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         try:
@@ -452,7 +458,12 @@ class Worker:
                 await run.seat.idle()
             except CTIError as exc:
                 log.warning("seat %s: idle not sent: %s", run.info.extension, exc)
-        if not run.busy:
+        self._mark_free(run)
+
+    def _mark_free(self, run: SeatRun) -> None:
+        """The seat may have become dialable: note when (for the free → dial delay) and wake
+        the dispatcher."""
+        if run.dialable(self.clock.now()):
             self._freed_at.setdefault(run.info.extension, asyncio.get_running_loop().time())
         self._wake.set()
 
@@ -580,6 +591,7 @@ class Worker:
         except DBAPIError as exc:
             log.error("leases not given back (they expire by themselves): %s", exc)
         self._db.shutdown(wait=True)
+        self._db_dispatch.shutdown(wait=True)
 
 
 async def run_worker(engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> Worker:

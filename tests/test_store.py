@@ -27,6 +27,13 @@ def test_migrations_produce_exactly_the_models(engine) -> None:
     assert current(engine) == head()
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        if engine.dialect.name == "sqlite":
+            # Alembic cannot reflect a DESC column of a SQLite index, so it sees the claim's index
+            # as different; check that one by hand instead.
+            diff = [d for d in diff if not (d[0] in ("add_index", "remove_index") and d[1].name == "ix_contacts_claim_order")]
+            columns = conn.exec_driver_sql("PRAGMA index_xinfo('ix_contacts_claim_order')").all()
+            assert [(c[2], c[3]) for c in columns if c[5]] == [
+                ("campaign_id", 0), ("status", 0), ("priority", 1), ("next_attempt_at", 0), ("id", 0)]
     assert diff == []
 
 

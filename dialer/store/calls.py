@@ -7,6 +7,7 @@ from one database thread, never from the event loop).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session
 from dialer.outcomes import Retry
 from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptEnd:
@@ -25,6 +28,7 @@ class AttemptEnd:
 
     outcome: str
     callid: str = ""
+    dialled_at: dt.datetime | None = None
     agent_up_at: dt.datetime | None = None
     ringing_at: dt.datetime | None = None
     answered_at: dt.datetime | None = None
@@ -132,28 +136,78 @@ def load_campaigns(engine: Engine, names: Sequence[str]) -> list[Campaign]:
         return list(s.scalars(q.order_by(Campaign.priority.desc(), Campaign.id)))
 
 
-def start_attempt(engine: Engine, contact: Contact, campaign_id: int, seat: str, dial_string: str,
-                  worker_id: str, now: dt.datetime) -> int:
-    """Record an attempt before its dial is sent; returns its id."""
-    with Session(engine) as s, s.begin():
-        number = (s.scalar(select(func.count()).select_from(Attempt).where(Attempt.contact_id == contact.id)) or 0) + 1
-        attempt = Attempt(campaign_id=campaign_id, contact_id=contact.id, attempt_no=number, worker_id=worker_id,
-                          seat=seat, agent_extension=seat, dial_string=dial_string, created_at=now)
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A contact claimed for a seat, with its attempt already written."""
+
+    contact: Contact
+    attempt_id: int
+    seat: str
+    dial_string: str
+
+
+def claim_and_start(engine: Engine, campaign: Campaign, worker_id: str, seats: Sequence[str],
+                    now: dt.datetime, lease: dt.timedelta) -> list[Started]:
+    """Claim up to one due contact per seat and write their attempts, in one transaction —
+    the attempt exists before its dial is sent. The dial string is built here, at dial time; a
+    number the campaign's dial plan refuses is marked `invalid` instead."""
+    return [st for _, st in claim_for_queues(engine, worker_id, [([campaign], list(seats))], now, lease)]
+
+
+def claim_for_queues(engine: Engine, worker_id: str, queues: Sequence[tuple[Sequence[Campaign], list[str]]],
+                     now: dt.datetime, lease: dt.timedelta) -> list[tuple[Campaign, Started]]:
+    """`claim_and_start` for every queue with free seats at once (one transaction): each
+    queue's campaigns, in the order given, share its free seats."""
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        out: list[tuple[Campaign, Started]] = []
+        for campaigns, seats in queues:
+            free = list(seats)
+            for campaign in campaigns:
+                if not free:
+                    break
+                started = _start_in(s, campaign, worker_id, free, now, lease)
+                taken = {st.seat for st in started}
+                free = [x for x in free if x not in taken]
+                out += [(campaign, st) for st in started]
+        return out
+
+
+def _start_in(s: Session, campaign: Campaign, worker_id: str, seats: Sequence[str], now: dt.datetime,
+              lease: dt.timedelta) -> list[Started]:
+    from dialer.dialplan import NotDialable, parse_number
+    from dialer.store.repo import claim_in, plan_of
+
+    contacts = claim_in(s, campaign, worker_id, len(seats), now, lease)
+    if not contacts:
+        return []
+    plan = plan_of(campaign)
+    done = dict(s.execute(select(Attempt.contact_id, func.count()).where(
+        Attempt.contact_id.in_([c.id for c in contacts])).group_by(Attempt.contact_id)).all())
+    started: list[tuple[Contact, Attempt, str]] = []
+    free_seats = iter(seats)
+    for contact in contacts:
+        try:
+            dial_string = plan.decide(parse_number(contact.phone, plan.home_area_code)).dial_string
+        except NotDialable as exc:
+            contact.status, contact.last_outcome = "invalid", None
+            contact.claimed_by = contact.lease_until = None
+            log.warning("contact %s (%s) cannot be dialled: %s", contact.id, contact.phone, exc)
+            continue
+        seat = next(free_seats)
+        attempt = Attempt(campaign_id=campaign.id, contact_id=contact.id, attempt_no=done.get(contact.id, 0) + 1,
+                          worker_id=worker_id, seat=seat, agent_extension=seat, dial_string=dial_string,
+                          created_at=now)
         s.add(attempt)
-        s.flush()
-        return attempt.id
-
-
-def mark_dialled(engine: Engine, attempt_id: int, now: dt.datetime) -> None:
-    with Session(engine) as s, s.begin():
-        s.execute(update(Attempt).where(Attempt.id == attempt_id).values(dialled_at=now))
+        started.append((contact, attempt, dial_string))
+    s.flush()
+    return [Started(c, a.id, a.seat, d) for c, a, d in started]
 
 
 def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: AttemptEnd, retry: Retry) -> None:
     """Record a call's outcome and what it means for its contact, in one transaction."""
-    with Session(engine) as s, s.begin():
-        s.execute(update(Attempt).where(Attempt.id == attempt_id).values(
-            outcome=end.outcome, callid=end.callid, ringing_at=end.ringing_at, answered_at=end.answered_at,
+    with engine.begin() as s:  # Core: this runs once a call, on the hot path
+        s.execute(update(Attempt.__table__).where(Attempt.__table__.c.id == attempt_id).values(
+            outcome=end.outcome, callid=end.callid, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
             bridged_at=end.answered_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
             talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
             detail=end.detail[:1000]))
@@ -166,7 +220,7 @@ def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: Attemp
             values.update(province=end.province)
         if end.city:
             values.update(city=end.city)
-        s.execute(update(Contact).where(Contact.id == contact_id).values(**values))
+        s.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
 
 
 def set_contact_status(engine: Engine, contact_id: int, status: str, outcome: str | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-    TypeDecorator, UniqueConstraint,
+    TypeDecorator, UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -100,8 +100,9 @@ class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone", name="uq_contacts_campaign_phone"),
-        # the dispatcher's claim: due pending contacts of one campaign, by priority then time
-        Index("ix_contacts_claim", "campaign_id", "status", "next_attempt_at"),
+        # the dispatcher's claim: due pending contacts of one campaign, by priority then time;
+        # the index is in the claim's own order, so the claim reads K rows instead of sorting
+        Index("ix_contacts_claim_order", "campaign_id", "status", text("priority DESC"), "next_attempt_at", "id"),
         Index("ix_contacts_claimed_by", "claimed_by"),
     )
 

@@ -329,6 +329,13 @@ def claim_contacts(
     other's rows (``FOR UPDATE SKIP LOCKED``); on SQLite the single UPDATE holds the write lock.
     No contact is ever leased to two workers at once.
     """
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        return claim_in(s, campaign, worker_id, limit, now, lease)
+
+
+def claim_in(s: Session, campaign: Campaign, worker_id: str, limit: int, now: dt.datetime,
+             lease: dt.timedelta) -> list[Contact]:
+    """`claim_contacts` inside the caller's transaction (the contacts stay in its session)."""
     if limit <= 0 or campaign.status != "active":
         return []
     own_open, zones = open_timezones(campaign, now)
@@ -348,7 +355,7 @@ def claim_contacts(
         .order_by(Contact.priority.desc(), Contact.next_attempt_at, Contact.id)
         .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    if s.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
         update(Contact)
@@ -357,8 +364,7 @@ def claim_contacts(
         .returning(Contact)
         .execution_options(synchronize_session=False)
     )
-    with Session(engine, expire_on_commit=False) as s, s.begin():
-        claimed = list(s.scalars(stmt))
+    claimed = list(s.scalars(stmt))
     # RETURNING keeps no order: hand them out in the order they were chosen
     claimed.sort(key=lambda c: (-c.priority, c.next_attempt_at, c.id))
     return claimed
