@@ -45,7 +45,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
-    url = f"sqlite:///{tmp / 'load.db'}"
+    url = args.db or f"sqlite:///{tmp / 'load.db'}"
+    if args.db:  # a fresh database on that server
+        from sqlalchemy import create_engine, text
+
+        name = f"dialer_load_{os.getpid()}"
+        admin = create_engine(args.db, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = args.db.rsplit("/", 1)[0] + "/" + name
     engine = make_engine(url)
     upgrade(engine)
     now = dt.datetime.now(dt.timezone.utc)
@@ -89,6 +98,9 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         sim.send_signal(signal.SIGINT)
         await sim.wait()
         engine.dispose()
+        if args.db:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     return {
         "seats": args.seats, "logged_in": sum(1 for s in worker.seats.values() if s.logged_in) or args.seats,
@@ -96,6 +108,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         "free_to_dial_p50_ms": percentile(delays, 50) * 1e3, "free_to_dial_p99_ms": percentile(delays, 99) * 1e3,
         "samples": len(delays), "worker_cpu_s": cpu, "cpu_s_per_1000_calls": cpu / max(ended, 1) * 1000,
         "time_scale": args.time_scale, "cpus": os.cpu_count(), "queues": args.queues,
+        "database": "postgresql" if args.db else "sqlite",
     }
 
 
@@ -108,6 +121,8 @@ def main() -> None:
     parser.add_argument("--wrap-up", type=int, default=20)
     parser.add_argument("--queues", type=int, default=20, help="queues (skill groups), one campaign each")
     parser.add_argument("--contacts", type=int, default=50_000)
+    parser.add_argument("--db", help="a PostgreSQL server URL to run on instead of SQLite (a fresh database "
+                        "is made and dropped)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,7 +131,7 @@ def main() -> None:
         print(json.dumps(r, indent=2))
         return
     rows = [
-        ("seats", f"{r['seats']} in {r['queues']} queues"),
+        ("seats", f"{r['seats']} in {r['queues']} queues, {r['database']}"),
         ("measured", f"{r['seconds']:.1f} s after {args.warmup:g} s of warm-up, time scale {r['time_scale']:g}"),
         ("dials/s", f"{r['dials_per_s']:.1f} ({r['dials']} dials, {r['calls_ended']} calls ended)"),
         ("seat freed → next dial p50 / p99", f"{r['free_to_dial_p50_ms']:.1f} / {r['free_to_dial_p99_ms']:.1f} ms "

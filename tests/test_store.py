@@ -247,3 +247,13 @@ def test_upgrade_from_the_first_revision_keeps_contacts(tmp_path) -> None:
     with Session(engine) as s:
         contact = s.scalar(select(Contact))
         assert (contact.attempts, contact.free_misses) == (1, 0)
+
+
+def test_claim_skips_a_contact_whose_call_is_still_open(engine) -> None:
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        c = _campaign(s)
+        _contacts(s, c, ["+8613800138000", "+8613800138001"])
+        first = s.scalar(select(Contact).where(Contact.phone == "+8613800138000"))
+        s.add(repo.Attempt(campaign_id=c.id, contact_id=first.id, attempt_no=1, worker_id="dead", created_at=WED_10))
+    got = repo.claim_contacts(engine, c, "w", 10, WED_10)  # no lease on it, but a call still open
+    assert [x.phone for x in got] == ["+8613800138001"]

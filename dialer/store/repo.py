@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from dialer.dialplan import UNKNOWN_CITY_CHOICES, DialPlan
 from dialer.errors import DialerError
 from dialer.store.models import (
-    CAMPAIGN_STATUSES, MODES, OUTCOMES, ROLES, Agent, Campaign, Contact, DoNotCall,
+    CAMPAIGN_STATUSES, MODES, OUTCOMES, ROLES, Agent, Attempt, Campaign, Contact, DoNotCall,
 )
 from dialer.window import CallingWindow, WindowError, parse_days, parse_range, zone
 
@@ -347,11 +347,14 @@ def claim_in(s: Session, campaign: Campaign, worker_id: str, limit: int, now: dt
     )
     free = or_(Contact.claimed_by.is_(None), Contact.lease_until < now)
     blocked = exists().where(DoNotCall.phone == Contact.phone, or_(DoNotCall.until.is_(None), DoNotCall.until > now))
+    # a contact whose last call is still open (its worker may be dead, not yet reconciled) waits:
+    # never two calls at once, whatever the leases say
+    in_call = exists().where(Attempt.contact_id == Contact.id, Attempt.ended_at.is_(None))
     due = (
         select(Contact.id)
         .where(Contact.campaign_id == campaign.id, Contact.status == "pending",
                Contact.next_attempt_at <= now, Contact.attempts < campaign.max_attempts,
-               free, in_window, ~blocked)
+               free, in_window, ~blocked, ~in_call)
         .order_by(Contact.priority.desc(), Contact.next_attempt_at, Contact.id)
         .limit(limit)
     )
