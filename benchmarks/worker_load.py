@@ -62,7 +62,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
     with Session(engine) as s, s.begin():
         ids = []
         for q, name in enumerate(names):  # one campaign per queue (skill group)
-            ids.append(repo.create_campaign(s, name, queue=f"q{q:02d}", area_code="010", window="00:00-23:59",
+            ids.append(repo.create_campaign(s, name, queue=f"q{q:02d}", area_code="010", window="00:00-24:00",
                                             days="all", max_attempts=1, ring_timeout=25, wrap_up=args.wrap_up).id)
             repo.set_campaign_status(s, name, "resume")
         repo.upsert_agents(s, [repo.AgentRow(f"S{i:04d}", f"坐席{i}", str(10000 + i), f"q{i % args.queues:02d}")

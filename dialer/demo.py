@@ -69,7 +69,7 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
     try:
         upgrade(engine)
         with Session(engine) as s, s.begin():
-            repo.create_campaign(s, CAMPAIGN, queue=QUEUE, area_code="010", window="00:00-23:59", days="all",
+            repo.create_campaign(s, CAMPAIGN, queue=QUEUE, area_code="010", window="00:00-24:00", days="all",
                                  timezone="Asia/Shanghai", max_attempts=3, ring_timeout=25, wrap_up=10,
                                  retry=["no_answer=300", "busy=120", "failed=300", "timeout=300"])
             repo.upsert_agents(s, [repo.AgentRow(f"D{i:03d}", f"坐席{i}", str(6000 + i), QUEUE)

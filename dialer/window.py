@@ -32,11 +32,15 @@ def parse_time(text: str) -> dt.time:
 
 
 def parse_range(text: str) -> tuple[str, str]:
-    """``"09:00-20:00"`` → (``"09:00"``, ``"20:00"``), checked and zero-padded."""
+    """``"09:00-20:00"`` → (``"09:00"``, ``"20:00"``), checked and zero-padded. ``24:00`` may
+    end a window (``00:00-24:00`` is the whole day)."""
     parts = text.split("-")
     if len(parts) != 2:
         raise WindowError(f"not a window (HH:MM-HH:MM): {text!r}")
-    start, end = parse_time(parts[0]), parse_time(parts[1])
+    start = parse_time(parts[0])
+    if parts[1].strip() == "24:00":
+        return start.strftime("%H:%M"), "24:00"
+    end = parse_time(parts[1])
     if start == end:
         raise WindowError(f"empty window: {text!r}")
     return start.strftime("%H:%M"), end.strftime("%H:%M")
@@ -82,8 +86,11 @@ class CallingWindow:
     def _spans(self, local_day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime] | None:
         if DAY_NAMES[local_day.weekday()] not in self.days.split(","):
             return None
-        s, e = parse_time(self.start), parse_time(self.end)
+        s = parse_time(self.start)
         opens = dt.datetime.combine(local_day, s, tz)
+        if self.end == "24:00":
+            return opens, dt.datetime.combine(local_day + dt.timedelta(days=1), dt.time(0), tz)
+        e = parse_time(self.end)
         closes = dt.datetime.combine(local_day + dt.timedelta(days=1 if e <= s else 0), e, tz)
         return opens, closes
 

@@ -113,6 +113,7 @@ class SeatRun:
     misses: int = 0
     parked: bool = False
     finishing: bool = False  # the last call's outcome is being written
+    heard_at: float = 0.0  # loop time of the seat's last busy/status event
 
     def dialable(self, now: dt.datetime) -> bool:
         return (self.logged_in and self.registered and self.call is None and not self.parked
@@ -275,6 +276,8 @@ class Worker:
             log.info("seat %s restored after %d attempt(s)", extension, msg.attempts)
             self._wake.set()
             return
+        if isinstance(msg, (p.BusyStatus, p.StatusChanged)):
+            run.heard_at = asyncio.get_running_loop().time()
         if isinstance(msg, p.BusyStatus):
             run.busy = msg.busy
             run.server_idle = not msg.busy and run.call is None
@@ -471,6 +474,8 @@ class Worker:
         the dispatcher."""
         if run.dialable(self.clock.now()):
             self._freed_at.setdefault(run.info.extension, asyncio.get_running_loop().time())
+        else:
+            self._freed_at.pop(run.info.extension, None)
         self._wake.set()
 
     # -- periodic jobs --------------------------------------------------------------------------
@@ -489,6 +494,7 @@ class Worker:
             asker = next((r for r in runs if r.logged_in), None)
             if asker is None:
                 continue
+            asked = asyncio.get_running_loop().time()
             try:
                 records = await asker.seat.extension_list(p.ExtensionListType.AGENT_IDLE, queue=queue)
             except CTIError as exc:
@@ -496,7 +502,10 @@ class Worker:
                 continue
             idle = {r.exten for r in records}
             for run in runs:
+                if run.heard_at > asked:
+                    continue  # the seat's own events since the question are fresher than the answer
                 run.server_idle = run.info.extension in idle and run.call is None
+                self._mark_free(run)
         self._wake.set()
 
     async def _reload(self) -> None:

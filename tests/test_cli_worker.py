@@ -59,7 +59,7 @@ def test_demo_json_and_reports(tmp_path) -> None:
 async def test_worker_process_stops_gracefully_on_sigterm(tmp_path) -> None:
     db = f"sqlite:///{tmp_path / 'w.db'}"
     runner = CliRunner()
-    for args in (["db", "upgrade"], ["campaign", "create", "c", "--queue", "kefu", "--window", "00:00-23:59",
+    for args in (["db", "upgrade"], ["campaign", "create", "c", "--queue", "kefu", "--window", "00:00-24:00",
                                       "--days", "all"],
                  ["agents", "add", "1001", "601", "--queue", "kefu"], ["campaign", "resume", "c"]):
         assert runner.invoke(main, ["--db", db, *args]).exit_code == 0

@@ -67,3 +67,12 @@ def test_parse_range() -> None:
     for bad in ("9-20", "25:00-26:00", "09:00-09:00", "09:00"):
         with pytest.raises(WindowError):
             parse_range(bad)
+
+
+def test_whole_day_window() -> None:
+    assert parse_range("00:00-24:00") == ("00:00", "24:00")
+    w = CallingWindow("00:00", "24:00", "mon,tue,wed,thu,fri,sat,sun", "Asia/Shanghai")
+    for text in ("2026-11-25T23:59:30+08:00", "2026-11-26T00:00:00+08:00", "2026-11-26T12:00:00+08:00"):
+        assert w.is_open(at(text))
+    weekdays = CallingWindow("00:00", "24:00", "mon", "Asia/Shanghai")
+    assert weekdays.is_open(at("2026-11-30T23:59:59+08:00")) and not weekdays.is_open(at("2026-12-01T00:00:00+08:00"))
