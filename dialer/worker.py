@@ -33,10 +33,12 @@ import gc
 import itertools
 import logging
 import os
+import queue
 import signal
+import threading
 import socket
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,10 +143,9 @@ class Worker:
         self.draining = False
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        # Two database threads: the dispatcher's claims never queue behind the outcomes being
-        # written (on SQLite they still take turns for the write lock, for milliseconds).
-        self._db = ThreadPoolExecutor(1, thread_name_prefix="dialer-db")
-        self._db_dispatch = ThreadPoolExecutor(1, thread_name_prefix="dialer-db-dispatch")
+        # One database thread, dispatch first: a claim never queues behind the outcomes waiting
+        # to be written, and never waits for SQLite's write lock (no second writer to wait for).
+        self._db = _PriorityExecutor("dialer-db")
         self._turn = itertools.count()
         self._finishing: set[asyncio.Task[None]] = set()
         self._window_open: dict[int, bool] = {}
@@ -155,12 +156,11 @@ class Worker:
     async def _call(self, fn: Callable[..., T], *args: Any, retries: int = 6, dispatch: bool = False,
                     **kwargs: Any) -> T:
         """Run a database function on a database thread; retry a locked or lost database."""
-        loop = asyncio.get_running_loop()
-        executor = self._db_dispatch if dispatch else self._db
         delay = 0.1
         for attempt in range(retries):
             try:
-                return await loop.run_in_executor(executor, functools.partial(fn, self.engine, *args, **kwargs))
+                job = functools.partial(fn, self.engine, *args, **kwargs)
+                return await asyncio.wrap_future(self._db.submit_first(job) if dispatch else self._db.submit(job))
             except DBAPIError as exc:
                 if attempt == retries - 1:
                     raise
@@ -532,10 +532,8 @@ class Worker:
                 self.request_stop()
 
     async def _heartbeat(self) -> None:
-        contacts = [r.call.contact.id for r in self.seats.values() if r.call is not None]
         try:
-            await self._call(db.heartbeat, self.opt.worker_id, self.clock.now(), dt.timedelta(seconds=self.opt.lease),
-                             list(self.seats), contacts)
+            await self._call(db.heartbeat, self.opt.worker_id, self.clock.now(), dt.timedelta(seconds=self.opt.lease))
         except DBAPIError as exc:
             log.error("heartbeat not written: %s", exc)
 
@@ -606,7 +604,45 @@ class Worker:
         except DBAPIError as exc:
             log.error("leases not given back (they expire by themselves): %s", exc)
         self._db.shutdown(wait=True)
-        self._db_dispatch.shutdown(wait=True)
+
+
+class _PriorityExecutor(Executor):
+    """One thread running submitted calls in order, except that `submit_first` calls jump the
+    queue (they wait at most for the call in progress)."""
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            _, _, item = self._queue.get()
+            if item is None:
+                return
+            future, fn = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def _put(self, priority: int, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((priority, next(self._seq), (future, fn)))
+        return future
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        return self._put(1, functools.partial(fn, *args, **kwargs))
+
+    def submit_first(self, fn: Callable[[], T]) -> Future[T]:
+        return self._put(0, fn)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._queue.put((2, next(self._seq), None))
+        if wait:
+            self._thread.join()
 
 
 async def run_worker(engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> Worker:
