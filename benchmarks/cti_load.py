@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import percentile
 from dialer.cti import protocol as p
 from dialer.cti.client import Seat
 
@@ -59,13 +60,6 @@ CODEC_FRAMES = [
     "messageType:command response\ncommand:dial\nsuccess:true\nresultText:\n\n",
     "messageType:heartbeat response\n\n",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def bench_codec(n: int) -> dict[str, float]:

@@ -29,19 +29,13 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from common import percentile
 from dialer.clock import Clock
 from dialer.store import repo
 from dialer.store.engine import make_engine
 from dialer.store.migrate import upgrade
 from dialer.store.models import Contact
 from dialer.worker import Worker, WorkerOptions
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 async def main_async(args: argparse.Namespace, tmp: Path) -> dict:

@@ -54,7 +54,7 @@ from dialer.errors import CTIError, DialerError, LocalProtocolError
 from dialer.outcomes import CallTracker, Event, State, decide_retry
 from dialer.store import calls as db
 from dialer.store.models import Campaign, Contact  # noqa: F401
-from dialer.store.repo import window_of
+from dialer.store.repo import AgentRow, window_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,7 +103,7 @@ class ActiveCall:
 
 @dataclass
 class SeatRun:
-    info: db.SeatInfo
+    info: AgentRow
     seat: Seat
     logged_in: bool = False
     registered: bool = True

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dialer.outcomes import Retry
 from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
+from dialer.store.repo import AgentRow
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +95,8 @@ def reconcile_dead_workers(engine: Engine, me: str, now: dt.datetime, lease: dt.
         return len(open_attempts)
 
 
-@dataclass(frozen=True, slots=True)
-class SeatInfo:
-    staffid: str
-    name: str
-    extension: str
-    queue: str
-    skill: int
-    sector: str
-    role: str
-
-
 def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.datetime,
-                lease: dt.timedelta, roles: Sequence[str] = ("agent",), limit: int | None = None) -> list[SeatInfo]:
+                lease: dt.timedelta, roles: Sequence[str] = ("agent",), limit: int | None = None) -> list[AgentRow]:
     """Take up to `limit` enabled seats of `queues` that no live worker holds (and keep this
     worker's own)."""
     queues = list(queues)
@@ -122,7 +112,7 @@ def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.d
         s.execute(update(Agent).where(Agent.id.in_(ids), free).values(claimed_by=worker_id, lease_until=now + lease)
                   .execution_options(synchronize_session=False))
         rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id).order_by(Agent.extension))
-        return [SeatInfo(a.staffid, a.name, a.extension, a.queue, a.skill, a.sector, a.role) for a in rows]
+        return [AgentRow(a.staffid, a.name, a.extension, a.queue, a.skill, a.role, a.sector) for a in rows]
 
 
 def load_campaigns(engine: Engine, names: Sequence[str]) -> list[Campaign]:

@@ -1,0 +1,11 @@
+"""What the benchmark scripts share."""
+
+from __future__ import annotations
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by nearest rank (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
