@@ -1,0 +1,371 @@
+"""OB-20: one outbound shift, simulated event by event, for each pacing policy.
+
+The call model is the project's own (`dialer.sim.model`, what the CTI simulator does), the pacer
+under test is the real one (`dialer.pacing.decide`) and sees only what the worker could see:
+agent states and how long they have been in them, calls in flight and their ages, its own
+running estimates, the abandonment counts. See shared/benchmarks/ob20.md.
+
+    python benchmarks/shift_sim.py                  # 5 policies × N ∈ {5, 20, 50} × seeds 0..9
+    python benchmarks/shift_sim.py --agents 20 --seeds 3 --policies ours,progressive --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from dialer import pacing
+from dialer.sim.model import Workload, draw_fate, draw_pickup, draw_talk, draw_wrap_up
+
+ABANDON_AFTER = 2.0
+#: what the worker sees of an agent's state (picking up counts as on the call)
+_VISIBLE = {"ready": "ready", "pickup": "busy", "talk": "busy", "wrap": "wrap", "dialling": "busy"}
+
+
+@dataclass
+class Result:
+    policy: str
+    agents: int
+    seed: int
+    talk: float = 0.0
+    live: int = 0
+    abandoned: int = 0
+    dials: int = 0
+    connects: int = 0
+    idle_wait: float = 0.0
+    shift: float = 0.0
+
+    @property
+    def occupancy(self) -> float:
+        return self.talk / (self.agents * self.shift)
+
+    @property
+    def abandon_rate(self) -> float:
+        return self.abandoned / self.live if self.live else 0.0
+
+
+@dataclass
+class Agent:
+    i: int
+    state: str = "ready"  # ready | pickup | talk | wrap | dialling (progressive)
+    since: float = 0.0
+    bridged: float = -1.0
+
+
+@dataclass
+class Call:
+    placed: float
+    outcome: str
+    ring: float
+    talk: float
+    answered_at: float = -1.0
+
+
+@dataclass
+class Sim:
+    policy: str
+    n: int
+    seed: int
+    w: Workload
+    shift: float
+    ring_timeout: float
+    param: float = 1.0
+    rng: random.Random = field(init=False)
+    now: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.events: list[tuple[float, int, str, object]] = []
+        self.seq = itertools.count()
+        self.agents = [Agent(i) for i in range(self.n)]
+        self.ready: deque[Agent] = deque(self.agents)  # longest ready first
+        self.flight: dict[int, Call] = {}
+        self.waiting: deque[tuple[Call, float]] = deque()  # answered, waiting for an agent (deadline)
+        self.result = Result(self.policy, self.n, self.seed, shift=self.shift)
+        self.est = pacing.Estimates()
+        self.level = 1.0  # ViciDial adaptive
+        self.samples: list[tuple[int, int]] = []
+        self.ids = itertools.count()
+        self.talking = 0  # agents on a call (picking up or talking), not in wrap-up
+
+    # -- events ---------------------------------------------------------------------------------
+    def at(self, t: float, kind: str, payload: object = None) -> None:
+        heapq.heappush(self.events, (t, next(self.seq), kind, payload))
+
+    def run(self) -> Result:
+        if self.policy == "progressive":
+            for a in self.agents:
+                self.at(0.0, "agent_dial", a)
+        else:
+            self.at(0.0, "tick")
+        if self.policy == "adaptive":
+            self.at(15.0, "adapt")
+        while self.events:
+            t, _, kind, payload = heapq.heappop(self.events)
+            if t > self.shift:
+                break
+            self.now = t
+            getattr(self, "on_" + kind)(payload)
+        return self.result
+
+    # -- predictive: calls on ports ---------------------------------------------------------------
+    def place(self, count: int) -> None:
+        for _ in range(count):
+            fate = draw_fate(self.rng, self.w)
+            call = Call(self.now, fate.outcome, fate.ring, fate.talk)
+            cid = next(self.ids)
+            self.flight[cid] = call
+            self.result.dials += 1
+            if fate.answers:
+                self.at(self.now + fate.ring, "answer", cid)
+            elif fate.outcome == "busy":
+                self.at(self.now + fate.ring, "unanswered", cid)
+            else:
+                self.at(self.now + self.ring_timeout, "unanswered", cid)
+
+    def on_unanswered(self, cid: int) -> None:
+        self.flight.pop(cid)
+        self.est.observe_dial_end(False, None)
+
+    def on_answer(self, cid: int) -> None:
+        call = self.flight.pop(cid)
+        call.answered_at = self.now
+        self.est.observe_dial_end(True, self.now - call.placed)
+        if call.outcome == "answer":
+            self.result.live += 1
+        deadline = self.now + ABANDON_AFTER
+        if not self.bridge(call, deadline):
+            self.waiting.append((call, deadline))
+            self.at(deadline, "deadline", call)
+
+    def bridge(self, call: Call, deadline: float) -> bool:
+        """Hand `call` to the longest-ready agent if the pickup lands before the deadline."""
+        if not self.ready:
+            return False
+        agent = self.ready[0]
+        pickup = draw_pickup(self.rng, self.w)
+        if self.now + pickup > deadline:
+            return False
+        self.ready.popleft()
+        self.result.idle_wait += self.now - agent.since
+        agent.state, agent.since = "pickup", self.now
+        self.talking += 1
+        self.at(self.now + pickup, "pickup_done", (agent, call))
+        return True
+
+    def on_pickup_done(self, payload: tuple[Agent, Call]) -> None:
+        self.talking -= 1
+        self.on_talk(payload)
+
+    def on_talk(self, payload: tuple[Agent, Call]) -> None:
+        agent, call = payload
+        agent.state, agent.since = "talk", self.now
+        agent.bridged = self.now
+        self.talking += 1
+        if call.outcome == "answer":
+            self.result.connects += 1
+            self.result.talk += min(call.talk, self.shift - self.now)
+            wrap = draw_wrap_up(self.rng, self.w)
+            self.at(self.now + call.talk, "wrap", (agent, wrap))
+        else:  # a machine: a short call, no wrap-up
+            self.at(self.now + call.talk, "wrap", (agent, 0.0))
+
+    def on_wrap(self, payload: tuple[Agent, float]) -> None:
+        agent, wrap = payload
+        self.talking -= 1
+        if wrap <= 0:
+            self.on_free(agent)
+            return
+        agent.state, agent.since = "wrap", self.now  # the worker sees the hangup: wrap-up starts
+        self.at(self.now + wrap, "free", agent)
+
+    def on_free(self, agent: Agent) -> None:
+        if agent.state == "wrap":  # learnt only when the spell is over, as the worker would
+            self.est.observe_wrap(self.now - agent.since)
+        if agent.bridged >= 0:
+            self.est.observe_agent_busy(self.now - agent.bridged)
+            agent.bridged = -1.0
+        agent.state, agent.since = "ready", self.now
+        if self.policy == "progressive":
+            self.on_agent_dial(agent)
+            return
+        self.ready.append(agent)
+        while self.waiting and self.ready:
+            call, deadline = self.waiting[0]
+            if deadline < self.now or not self.bridge(call, deadline):
+                break
+            self.waiting.popleft()
+        self.pace()
+
+    def on_deadline(self, call: Call) -> None:
+        for i, (c, _) in enumerate(self.waiting):
+            if c is call:
+                del self.waiting[i]
+                if call.outcome == "answer":
+                    self.result.abandoned += 1
+                break
+
+    def on_tick(self, _: object) -> None:
+        self.pace()
+        self.at(self.now + 1.0, "tick")
+
+    def on_adapt(self, _: object) -> None:
+        if self.samples:
+            avg_ready = statistics.fmean(r for r, _ in self.samples)
+            avg_wait = statistics.fmean(w for _, w in self.samples)
+            self.level *= 1 + (avg_ready - avg_wait) / self.n
+            self.level = min(3.0, max(1.0, self.level))
+            if self.result.live and self.result.abandoned / self.result.live > 0.03:
+                self.level = max(1.0, self.level / 2)
+        self.samples.clear()
+        self.at(self.now + 15.0, "adapt")
+
+    def pace(self) -> None:
+        p = self.policy
+        ready = len(self.ready)
+        if p == "adaptive":
+            self.samples.append((ready, len(self.waiting)))
+        if p in ("ratio", "adaptive"):
+            # ViciDial: level × (agents waiting + agents in calls) − calls up (ringing, waiting
+            # for an agent, and those the agents are on)
+            r = self.param if p == "ratio" else self.level
+            up = len(self.flight) + len(self.waiting) + self.talking
+            self.place(max(0, round(r * (ready + self.talking)) - up))
+        elif p == "lookahead":
+            est = self.est
+            if not est.ready:
+                self.place(max(0, ready - len(self.flight) - len(self.waiting)))
+                return
+            soon = sum(pacing._p_free_within(self.now - a.bridged, 12.0, est) for a in self.agents
+                       if a.state in ("talk", "wrap") and a.bridged >= 0)
+            target = self.param * (ready + soon) / max(est.p_answer, 1e-3)
+            self.place(max(0, math.floor(target) - len(self.flight)))
+        elif p == "ours":
+            snap = pacing.Snapshot(
+                agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since))
+                        for a in self.agents],
+                calls_in_flight=[self.now - c.placed for c in self.flight.values()],
+                waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
+            self.place(pacing.decide(snap, self.est, replace(pacing.PacerConfig(), base_z=self.param)))
+
+    # -- progressive: the agent's own seat dials ----------------------------------------------------
+    def on_agent_dial(self, agent: Agent) -> None:
+        agent.state, agent.since = "dialling", self.now
+        pickup = draw_pickup(self.rng, self.w)
+        fate = draw_fate(self.rng, self.w)
+        self.result.dials += 1
+        start = self.now + pickup
+        if fate.answers:
+            call = Call(start, fate.outcome, fate.ring, fate.talk)
+            if fate.outcome == "answer":
+                self.result.live += 1
+            self.at(start + fate.ring, "talk", (agent, call))
+        else:
+            self.at(start + (fate.ring if fate.outcome == "busy" else self.ring_timeout), "agent_dial", agent)
+
+
+def simulate(args: tuple[str, int, int, float, dict]) -> Result:
+    policy, n, seed, param, opts = args
+    w = Workload(**opts["workload"])
+    return Sim(policy, n, seed, w, opts["shift"], opts["ring_timeout"], param).run()
+
+
+def run_many(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, param: float, opts: dict) -> list[Result]:
+    return list(pool.map(simulate, [(policy, n, s, param, opts) for s in seeds]))
+
+
+def calibrate(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
+              target: float, steps: int) -> tuple[float, list[Result]]:
+    """Bisect the policy's parameter to `target` mean abandonment; the best run under it."""
+    best: tuple[float, list[Result]] | None = None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        results = run_many(pool, policy, n, seeds, mid, opts)
+        mean = statistics.fmean(r.abandon_rate for r in results)
+        if mean <= target:
+            best, lo = (mid, results), mid
+        else:
+            hi = mid
+    if best is None:
+        return lo, run_many(pool, policy, n, seeds, lo, opts)
+    return best
+
+
+def summarise(results: list[Result], param: float) -> dict:
+    occ = [r.occupancy for r in results]
+    ab = [r.abandon_rate for r in results]
+    hours = results[0].shift / 3600
+    return {
+        "policy": results[0].policy, "agents": results[0].agents, "param": round(param, 4),
+        "occupancy_mean": statistics.fmean(occ), "occupancy_worst": min(occ),
+        "abandon_mean": statistics.fmean(ab), "abandon_worst": max(ab),
+        "connects_per_agent_hour": statistics.fmean(r.connects / (r.agents * hours) for r in results),
+        "dials_per_connect": statistics.fmean(r.dials / max(r.connects, 1) for r in results),
+        "idle_wait_per_connect": statistics.fmean(r.idle_wait / max(r.connects, 1) for r in results),
+        "seeds": len(results),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agents", default="5,20,50")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--policies", default="progressive,ratio,adaptive,lookahead,ours")
+    ap.add_argument("--shift-hours", type=float, default=8.0)
+    ap.add_argument("--p-live", type=float, default=0.25)
+    ap.add_argument("--p-machine", type=float, default=0.10)
+    ap.add_argument("--p-busy", type=float, default=0.10)
+    ap.add_argument("--talk-mean", type=float, default=120.0)
+    ap.add_argument("--talk-sd", type=float, default=90.0)
+    ap.add_argument("--wrap-k", type=float, default=4.0)
+    ap.add_argument("--wrap-theta", type=float, default=5.0)
+    ap.add_argument("--ring-timeout", type=float, default=25.0)
+    ap.add_argument("--target", type=float, default=0.03, help="calibration target of the baselines")
+    ap.add_argument("--z", type=float, default=1.25, help="our pacer's base safety margin (standard deviations)")
+    ap.add_argument("--calibration-steps", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    opts = {"shift": a.shift_hours * 3600, "ring_timeout": max(15.0, a.ring_timeout), "workload": {
+        "p_live": a.p_live, "p_machine": a.p_machine, "p_busy": a.p_busy, "talk_mean": a.talk_mean,
+        "talk_sd": a.talk_sd, "wrap_k": a.wrap_k, "wrap_theta": a.wrap_theta}}
+    seeds = range(a.seeds)
+    started = time.monotonic()
+    rows = []
+    with ProcessPoolExecutor(a.workers) as pool:
+        for n in (int(x) for x in a.agents.split(",")):
+            for policy in a.policies.split(","):
+                if policy == "ratio":
+                    param, results = calibrate(pool, "ratio", n, seeds, 1.0, 4.0, opts, a.target, a.calibration_steps)
+                elif policy == "lookahead":
+                    param, results = calibrate(pool, "lookahead", n, seeds, 0.2, 2.0, opts, a.target, a.calibration_steps)
+                else:
+                    param = a.z if policy == "ours" else 1.0
+                    results = run_many(pool, policy, n, seeds, param, opts)
+                rows.append(summarise(results, param))
+    elapsed = time.monotonic() - started
+    if a.json:
+        print(json.dumps({"rows": rows, "seconds": elapsed, "options": opts}, indent=2))
+        return
+    print(f"{'policy':<12}{'N':>4}{'param':>8}{'occ mean':>10}{'occ worst':>10}{'aband mean':>11}"
+          f"{'aband worst':>12}{'conn/ag-h':>10}{'dials/conn':>11}{'wait/conn':>10}")
+    for r in rows:
+        print(f"{r['policy']:<12}{r['agents']:>4}{r['param']:>8.3f}{r['occupancy_mean']:>10.3f}{r['occupancy_worst']:>10.3f}"
+              f"{r['abandon_mean'] * 100:>10.2f}%{r['abandon_worst'] * 100:>11.2f}%{r['connects_per_agent_hour']:>10.1f}"
+              f"{r['dials_per_connect']:>11.2f}{r['idle_wait_per_connect']:>10.1f}")
+    print(f"({a.seeds} seeds, {a.shift_hours:g} h shifts, {elapsed:.1f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The pacer at its edges, and its estimates."""
+
+from __future__ import annotations
+
+import random
+
+from dialer import pacing
+from dialer.pacing import AgentState, Estimates, PacerConfig, Snapshot, decide
+
+
+def trained(p: float = 0.35, seed: int = 1) -> Estimates:
+    rng = random.Random(seed)
+    est = Estimates()
+    for _ in range(400):
+        answered = rng.random() < p
+        est.observe_dial_end(answered, rng.uniform(4, 20) if answered else None)
+    for _ in range(200):
+        est.observe_agent_busy(rng.lognormvariate(4.6, 0.65) + rng.gammavariate(4, 5))
+    return est
+
+
+READY = AgentState("ready")
+
+
+def busy(seconds: float) -> AgentState:
+    return AgentState("busy", seconds)
+
+
+def test_no_agent_logged_in_places_nothing() -> None:
+    assert decide(Snapshot(agents=[], calls_in_flight=[]), trained()) == 0
+    assert decide(Snapshot(agents=[AgentState("other")] * 5, calls_in_flight=[]), trained()) == 0
+
+
+def test_window_closing_places_nothing() -> None:
+    assert decide(Snapshot(agents=[READY] * 10, calls_in_flight=[], window_closing=True), trained()) == 0
+
+
+def test_progressive_until_the_estimates_mean_something() -> None:
+    fresh = Estimates()
+    assert decide(Snapshot(agents=[READY] * 4 + [busy(30)] * 6, calls_in_flight=[1.0]), fresh) == 3
+    assert decide(Snapshot(agents=[busy(30)] * 10, calls_in_flight=[]), fresh) == 0
+
+
+def test_ready_agents_get_calls_ahead_and_the_cap_holds() -> None:
+    est = trained()
+    n = decide(Snapshot(agents=[READY] * 10, calls_in_flight=[]), est)
+    assert 10 < n <= 30  # more calls than agents (p ≈ 0.35), never above 3 per agent
+    assert decide(Snapshot(agents=[READY] * 10, calls_in_flight=[0.5] * 29), est) <= 1
+    assert decide(Snapshot(agents=[READY] * 10, calls_in_flight=[0.5] * 30), est) == 0
+
+
+def test_all_agents_busy_just_started_places_nothing() -> None:
+    assert decide(Snapshot(agents=[busy(1.0)] * 20, calls_in_flight=[]), trained()) == 0
+
+
+def test_agents_long_in_their_call_are_expected_to_free_up() -> None:
+    est = trained()
+    fresh = decide(Snapshot(agents=[busy(5)] * 20, calls_in_flight=[]), est)
+    old = decide(Snapshot(agents=[busy(400)] * 20, calls_in_flight=[]), est)
+    assert old > fresh
+
+
+def test_abandonment_near_the_target_makes_it_careful() -> None:
+    est = trained()
+    agents = [READY] * 5 + [busy(150)] * 15
+    calm = decide(Snapshot(agents=agents, calls_in_flight=[], abandoned_today=0, live_today=400), est)
+    hot = decide(Snapshot(agents=agents, calls_in_flight=[], abandoned_today=16, live_today=400), est)
+    assert hot < calm
+    month = decide(Snapshot(agents=agents, calls_in_flight=[], abandoned_30d=600, live_30d=15000), est)
+    assert month < calm  # the 30-day (FCC) window counts too
+
+
+def test_old_calls_in_flight_are_worth_less() -> None:
+    est = trained()
+    agents = [READY] * 6
+    young = decide(Snapshot(agents=agents, calls_in_flight=[1.0] * 6), est)
+    old = decide(Snapshot(agents=agents, calls_in_flight=[19.5] * 6), est)  # mostly no-answers by now
+    assert old > young
+    assert pacing._p_answered_within(30, 10, est) == 0.0  # answered calls ring at most 20 s
+
+
+def test_config_target_zero_and_margin() -> None:
+    assert pacing._margin(Snapshot(agents=[], calls_in_flight=[], abandoned_today=0, live_today=0), PacerConfig()) \
+        == PacerConfig().base_z
