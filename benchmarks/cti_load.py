@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import percentile
+from common import percentile, print_rows
 from dialer.cti import protocol as p
 from dialer.cti.client import Seat
 
@@ -241,9 +241,7 @@ def main() -> None:
         ("codec encode frames/s", f"{codec['encoded_per_s']:,.0f}"),
         ("codec dial commands/s", f"{codec['dial_commands_per_s']:,.0f}"),
     ]
-    width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
     print(f"simulator: {load['sim_summary']}")
 
 

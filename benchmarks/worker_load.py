@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from common import percentile
+from common import percentile, print_rows
 from dialer.clock import Clock
 from dialer.store import repo
 from dialer.store.engine import make_engine
@@ -132,9 +132,7 @@ def main() -> None:
                                              f"({r['samples']} samples)"),
         ("worker CPU", f"{r['worker_cpu_s']:.1f} s; {r['cpu_s_per_1000_calls']:.1f} s per 1,000 calls"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from dialer.cti.client import Seat, SeatLost, SeatRestored, exponential_backoff
 from dialer.errors import CTIError, DialerError, LocalProtocolError
 from dialer.outcomes import CallTracker, Event, State, decide_retry
 from dialer.store import calls as db
-from dialer.store.models import Campaign, Contact  # noqa: F401
+from dialer.store.models import Campaign, Contact
 from dialer.store.repo import AgentRow, window_of
 
 log = logging.getLogger(__name__)

@@ -133,18 +133,12 @@ class Started:
     dial_string: str
 
 
-def claim_and_start(engine: Engine, campaign: Campaign, worker_id: str, seats: Sequence[str],
-                    now: dt.datetime, lease: dt.timedelta) -> list[Started]:
-    """Claim up to one due contact per seat and write their attempts, in one transaction —
-    the attempt exists before its dial is sent. The dial string is built here, at dial time; a
-    number the campaign's dial plan refuses is marked `invalid` instead."""
-    return [st for _, st in claim_for_queues(engine, worker_id, [([campaign], list(seats))], now, lease)]
-
-
 def claim_for_queues(engine: Engine, worker_id: str, queues: Sequence[tuple[Sequence[Campaign], list[str]]],
                      now: dt.datetime, lease: dt.timedelta) -> list[tuple[Campaign, Started]]:
-    """`claim_and_start` for every queue with free seats at once (one transaction): each
-    queue's campaigns, in the order given, share its free seats."""
+    """Claim up to one due contact per free seat and write their attempts, for every queue with
+    free seats at once, in one transaction — the attempt exists before its dial is sent. Each
+    queue's campaigns, in the order given, share its free seats. The dial string is built here,
+    at dial time; a number the campaign's dial plan refuses is marked `invalid` instead."""
     with Session(engine, expire_on_commit=False) as s, s.begin():
         out: list[tuple[Campaign, Started]] = []
         for campaigns, seats in queues:
@@ -208,23 +202,6 @@ def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: Attemp
         if end.city:
             values.update(city=end.city)
         s.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
-
-
-def set_contact_status(engine: Engine, contact_id: int, status: str, outcome: str | None = None) -> None:
-    """A final status found at dial time (the dial plan refused the number, it is on the DNC list)."""
-    with Session(engine) as s, s.begin():
-        values: dict[str, object] = dict(status=status, claimed_by=None, lease_until=None)
-        if outcome:
-            values["last_outcome"] = outcome
-        s.execute(update(Contact).where(Contact.id == contact_id).values(**values))
-
-
-def release_contacts(engine: Engine, worker_id: str, contact_ids: Sequence[int]) -> None:
-    if not contact_ids:
-        return
-    with Session(engine) as s, s.begin():
-        s.execute(update(Contact).where(Contact.id.in_(list(contact_ids)), Contact.claimed_by == worker_id)
-                  .values(claimed_by=None, lease_until=None))
 
 
 def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> int:
