@@ -484,6 +484,8 @@ class Worker:
 
     async def _refresh(self) -> None:
         """Ask the server which seats of each queue are idle; log in seats that are out."""
+        if self.draining:
+            return
         for run in list(self.seats.values()):
             if not run.logged_in and not self.draining and run.seat.connected is False and run.seat._restorer is None:
                 await self._connect(run)
@@ -492,7 +494,7 @@ class Worker:
             by_queue.setdefault(run.info.queue, []).append(run)
         for queue, runs in by_queue.items():
             asker = next((r for r in runs if r.logged_in), None)
-            if asker is None:
+            if asker is None or self.draining:
                 continue
             asked = asyncio.get_running_loop().time()
             try:

@@ -385,6 +385,10 @@ class Seat:
             waiters = self._pending.get(name)
             if waiters and fut in waiters:
                 waiters.remove(fut)
+            if not fut.done():
+                fut.cancel()
+            elif not fut.cancelled():
+                fut.exception()  # retrieved: a loss after a failed send is already reported
 
     # -- the manual's functions -----------------------------------------------------------------
     async def login(
