@@ -347,9 +347,9 @@ def main() -> None:
         for n in (int(x) for x in a.agents.split(",")):
             for policy in a.policies.split(","):
                 if policy == "ratio":
-                    param, results = calibrate(pool, "ratio", n, seeds, 1.0, 4.0, opts, a.target, a.calibration_steps)
+                    param, results = calibrate(pool, "ratio", n, seeds, 1.0, 2.0, opts, a.target, a.calibration_steps)
                 elif policy == "lookahead":
-                    param, results = calibrate(pool, "lookahead", n, seeds, 0.2, 2.0, opts, a.target, a.calibration_steps)
+                    param, results = calibrate(pool, "lookahead", n, seeds, 0.3, 1.5, opts, a.target, a.calibration_steps)
                 else:
                     param = a.z if policy == "ours" else 1.0
                     results = run_many(pool, policy, n, seeds, param, opts)
