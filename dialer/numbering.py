@@ -76,25 +76,13 @@ def area_code_for(province: str, city: str) -> str:
     return _area_codes().get((province, city), "")
 
 
-def attribute(number: phonenumbers.PhoneNumber, *, valid: bool = False,
-              area_length: int | None = None) -> Attribution:
-    """Province, city, carrier and area code of a parsed number (Chinese names). `valid=True`
-    skips phonenumbers' validity check when the caller has made it already, `area_length` its
-    area-code look-up (0 for a mobile)."""
+def attribute(number: phonenumbers.PhoneNumber) -> Attribution:
+    """Province, city, carrier and area code of a parsed number (Chinese names)."""
     if number.country_code != 86:
         return Attribution()
-    describe = geocoder.description_for_valid_number if valid else geocoder.description_for_number
-    name = carrier.name_for_valid_number if valid else carrier.name_for_number
-    province, cities = split_region(describe(number, "zh"))
-    city = cities[0] if cities else ""  # a code shared by several cities: the first is its main one
-    isp = name(number, "zh")
-    code = ""
-    length = phonenumbers.length_of_geographical_area_code(number) if area_length is None else area_length
-    if length:
-        code = "0" + phonenumbers.national_significant_number(number)[:length]
-    elif city:
-        code = area_code_for(province, city)
-    return Attribution(province, city, isp, code)
+    length = phonenumbers.length_of_geographical_area_code(number)
+    code = "0" + phonenumbers.national_significant_number(number)[:length] if length else ""
+    return _attribution(geocoder.description_for_number(number, "zh"), carrier.name_for_number(number, "zh"), code)
 
 
 def attribute_e164(e164: str) -> Attribution:
@@ -179,6 +167,8 @@ def _prefix_name(data: dict[str, dict[str, str]], longest: int, digits: str) -> 
 
 @functools.cache
 def _attribution(description: str, isp: str, area_code: str) -> Attribution:
+    """The attribution a geocoder description, a carrier and an area code (or "") make; a
+    mobile's area code is its city's. Few distinct answers: cached."""
     province, cities = split_region(description)
     city = cities[0] if cities else ""
     if not area_code and city:

@@ -646,8 +646,3 @@ class _PriorityExecutor(Executor):
         if wait:
             self._thread.join()
 
-
-async def run_worker(engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> Worker:
-    worker = Worker(engine, options, handle_signals=handle_signals)
-    await worker.run()
-    return worker

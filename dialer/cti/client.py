@@ -348,10 +348,6 @@ class Seat:
         while True:
             yield await self._queue.get()
 
-    def next_event(self, timeout: float | None = None) -> asyncio.Future[p.Message]:
-        """The next message, as an awaitable with an optional timeout."""
-        return asyncio.ensure_future(asyncio.wait_for(self._queue.get(), timeout))
-
     async def _send(self, frame: str) -> None:
         ws = self._ws
         if ws is None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from dialer.errors import LocalProtocolError, RemoteProtocolError
@@ -602,7 +602,3 @@ def encode(message: ServerMessage) -> str:
         return _frame(head + list(message.fields))
     raise LocalProtocolError(f"cannot encode {type(message).__name__}")
 
-
-def message_fields(message: Message) -> dict[str, object]:
-    """The attributes of a message as a dict (for logs and JSON)."""
-    return {f.name: getattr(message, f.name) for f in fields(message)}  # type: ignore[arg-type]

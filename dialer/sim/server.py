@@ -135,6 +135,7 @@ class Call:
         self.offer_autodial = False
         self.offer_joins = False  # a three-way invitation keeps the inviter in the call
         self.queue = ""
+        self.ivr = ""  # the IVR node the caller was sent to
         self.held = False
         self.created = now
         self.answered_at: float | None = None
@@ -577,7 +578,7 @@ class Simulator:
         self.call_log.append(CallRecord(
             call.callid, call.origin.extension, call.dial_string, call.e164, why,
             call.answered_at is not None, call.created, self.now(), call.answered_at,
-            next((v.node for v in self.ivr_log[-8:] if v.callid == call.callid), ""),
+            call.ivr,
             list(call.bridged)))
 
     def _start_acw(self, s: Session) -> None:
@@ -668,6 +669,7 @@ class Simulator:
         for other in list(call.agents):
             self._hand_off(other, call)
         call.phase = "ivr"
+        call.ivr = node
         if call.timer:
             call.timer.cancel()
         self.ivr_log.append(IvrVisit(call.callid, node, call.e164, self.now()))
