@@ -517,9 +517,7 @@ class Worker:
         except DBAPIError as exc:
             log.error("campaign reload failed: %s", exc)
             return
-        by_id = {c.id: c for c in fresh}
-        self.campaigns = [by_id.get(c.id, c) for c in self.campaigns] + [c for c in fresh if c.id not in
-                                                                          {x.id for x in self.campaigns}]
+        self.campaigns = fresh  # the same campaigns, by name, with their current settings and status
         now = self.clock.now()
         for c in self.campaigns:
             is_open = window_of(c).is_open(now) or any(window_of(c, tz).is_open(now) for tz in c.contact_timezones)
