@@ -278,7 +278,10 @@ def _campaign_options(fn: Any) -> Any:
         click.option("--ring-timeout", type=int, help="Seconds a call may ring, at least 15 [30]."),
         click.option("--wrap-up", type=int, help="After-call seconds given to the agent [20]."),
         click.option("--abandon-target", type=float, help="Predictive abandonment cap [0.03]."),
-        click.option("--abandon-ivr", help="IVR node for calls no agent can take."),
+        click.option("--abandon-ivr", help="IVR node (digits) playing the message to calls no agent can take."),
+        click.option("--handover", type=click.Choice(["agent", "queue"]),
+                     help="Predictive: transfer an answered call to a ready agent the worker picks, "
+                          "or to the queue (transferQueue) [agent]."),
         click.option("--max-calls-per-agent", type=float, help="Predictive cap on calls per ready agent [3]."),
         click.option("--priority", type=int, help="Higher first when campaigns share agents [0]."),
     ]

@@ -97,7 +97,11 @@ TRANSITIONS: dict[State, dict[Event, State]] = {
 }
 
 OutcomeName = Literal["answered", "no_answer", "busy", "failed", "agent_no_answer", "abandoned", "timeout",
-                      "interrupted"]
+                      "interrupted", "answered_late"]
+#: Outcomes after which the contact is done: it talked to an agent (`answered_late`: a predictive
+#: call bridged more than 2 s after the answer — counted as abandoned for the rate, final for the
+#: contact).
+FINAL_OUTCOMES = frozenset({"answered", "answered_late"})
 
 #: (state when it ended, what ended it) → outcome. `RING_TIMEOUT` marks a call we hung up.
 OUTCOME_RULES: dict[tuple[State, Event], OutcomeName] = {
@@ -270,7 +274,7 @@ def decide_retry(
     had `MAX_FREE_MISSES` of them in a row. A retry waits the campaign's delay for the outcome
     and then for the calling window to open.
     """
-    if outcome == "answered":
+    if outcome in FINAL_OUTCOMES:
         return Retry("done", attempts + 1, 0, None, True)
     free = outcome in FREE_OUTCOMES
     spent = not free or free_misses >= MAX_FREE_MISSES

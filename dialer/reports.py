@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from dialer.store.models import CONTACT_STATUSES, OUTCOMES, Attempt, Campaign, Contact
 
 REPORTS = ("summary", "outcomes", "agents", "hourly", "attempts")
-ATTEMPT_FIELDS = ["id", "campaign", "phone", "attempt", "seat", "dial_string", "callid", "started_at",
-                  "ringing_at", "answered_at", "ended_at", "outcome", "talk_seconds", "ring_seconds",
+ATTEMPT_FIELDS = ["id", "campaign", "phone", "attempt", "seat", "agent", "dial_string", "callid", "started_at",
+                  "ringing_at", "answered_at", "bridged_at", "ended_at", "outcome", "talk_seconds", "ring_seconds",
                   "province", "city", "isp", "worker", "detail"]
 COLUMNS = {
     "summary": ["campaign", "status", "contacts", *CONTACT_STATUSES, "attempts", "answered", "answer_rate",
@@ -63,14 +63,15 @@ def _summary(s: Session, campaign: str | None, since: Any, until: Any) -> list[d
                      None, since, until).group_by(Attempt.outcome)
         outcomes = {o: (n, talk) for o, n, talk in s.execute(q).all()}
         attempts = sum(n for n, _ in outcomes.values())
-        answered = outcomes.get("answered", (0, 0))[0]
-        abandoned = outcomes.get("abandoned", (0, 0))[0]
+        late = outcomes.get("answered_late", (0, 0))[0]  # reached an agent, after 2 s: both columns
+        answered = outcomes.get("answered", (0, 0))[0] + late
+        abandoned = outcomes.get("abandoned", (0, 0))[0] + late
         talk = float(sum(t for _, t in outcomes.values()))
         out.append({
             "campaign": c.name, "status": c.status, "contacts": sum(by_status.values()),
             **{st: by_status.get(st, 0) for st in CONTACT_STATUSES},
             "attempts": attempts, "answered": answered, "answer_rate": _rate(answered, attempts),
-            "abandoned": abandoned, "abandon_rate": _rate(abandoned, answered + abandoned),
+            "abandoned": abandoned, "abandon_rate": _rate(abandoned, answered - late + abandoned),
             "talk_minutes": round(talk / 60, 1), "mean_talk_seconds": round(talk / answered, 1) if answered else None,
         })
     return out
@@ -89,7 +90,7 @@ def _outcomes(s: Session, campaign: str | None, since: Any, until: Any) -> list[
 
 
 def _agents(s: Session, campaign: str | None, since: Any, until: Any) -> list[dict[str, Any]]:
-    answered = func.sum(case((Attempt.outcome == "answered", 1), else_=0))
+    answered = func.sum(case((Attempt.outcome.in_(["answered", "answered_late"]), 1), else_=0))
     missed = func.sum(case((Attempt.outcome == "agent_no_answer", 1), else_=0))
     talk = func.coalesce(func.sum(Attempt.talk_seconds), 0)
     q = _filters(select(Campaign.name, Attempt.agent_extension, func.count(), answered, missed, talk)
@@ -109,7 +110,7 @@ def _hourly(s: Session, campaign: str | None, since: Any, until: Any) -> list[di
         hour = created.astimezone(ZoneInfo(tz)).replace(minute=0, second=0, microsecond=0).isoformat()
         b = buckets.setdefault((name, hour), [0, 0])
         b[0] += 1
-        b[1] += outcome == "answered"
+        b[1] += outcome in ("answered", "answered_late")
     return [{"campaign": n, "hour": h, "attempts": a, "answered": k, "answer_rate": _rate(k, a)}
             for (n, h), (a, k) in sorted(buckets.items())]
 
@@ -121,6 +122,7 @@ def _attempts(s: Session, campaign: str | None, since: Any, until: Any) -> list[
     for a, name, phone in s.execute(q.order_by(Attempt.id)):
         out.append({
             "id": a.id, "campaign": name, "phone": phone, "attempt": a.attempt_no, "seat": a.seat,
+            "agent": a.agent_extension, "bridged_at": _iso(a.bridged_at),
             "dial_string": a.dial_string, "callid": a.callid, "started_at": _iso(a.created_at),
             "ringing_at": _iso(a.ringing_at), "answered_at": _iso(a.answered_at), "ended_at": _iso(a.ended_at),
             "outcome": a.outcome, "talk_seconds": a.talk_seconds, "ring_seconds": a.ring_seconds,

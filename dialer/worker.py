@@ -31,6 +31,7 @@ import datetime as dt
 import functools
 import gc
 import itertools
+import math
 import logging
 import os
 import queue
@@ -39,6 +40,7 @@ import threading
 import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,11 +49,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from dialer import pacing
 from dialer.clock import Clock
 from dialer.cti import protocol as p
 from dialer.cti.client import Seat, SeatLost, SeatRestored, exponential_backoff
 from dialer.errors import CTIError, DialerError, LocalProtocolError
-from dialer.outcomes import CallTracker, Event, State, decide_retry
+from dialer.outcomes import FINAL_OUTCOMES, CallTracker, Event, State, decide_retry
 from dialer.store import calls as db
 from dialer.store.models import Campaign, Contact
 from dialer.store.repo import AgentRow, window_of
@@ -62,6 +65,12 @@ T = TypeVar("T")
 ACW = "话后"
 PARK_REASON = "连续未接听"  # busy reason given to a seat whose agent missed three calls in a row
 MISSES_BEFORE_PARK = 3
+PORT_BUSY = "外呼端口"  # a dialer port stays busy so that its queue never offers it a caller
+ABANDON_AFTER = 2.0  # an answered predictive call must reach an agent within this, pickup included
+
+
+def msg_busy(msg: p.Message) -> str:
+    return getattr(msg, "busy", "")
 
 
 class WorkerError(DialerError):
@@ -87,6 +96,8 @@ class WorkerOptions:
     inbox: Path | None = None
     max_seats: int | None = None  # take at most this many seats (to split a roster between workers)
     backoff: Callable[[], Iterator[float]] | None = None
+    #: predictive: how many calls to place now (dialer/pacing.py; tests may script their own)
+    pacer: Callable[[pacing.Snapshot, pacing.Estimates, pacing.PacerConfig], int] = pacing.decide
     on_progress: Callable[[Worker], None] | None = None
 
 
@@ -99,6 +110,14 @@ class ActiveCall:
     timer: asyncio.TimerHandle | None = None
     armed_for: tuple[Any, bool] | None = None
     dialled_at: dt.datetime | None = None
+    # predictive: the call on a dialer port, after the customer answers
+    phase: str = "dialling"  # dialling | waiting (for an agent) | transferring | handed | ivr
+    queue: str = ""
+    port: SeatRun | None = None
+    agent: SeatRun | None = None  # the agent reserved for the call, then on it
+    deadline: asyncio.TimerHandle | None = None
+    transferred_at: float = 0.0  # loop time
+    bridged_at: dt.datetime | None = None
 
 
 @dataclass
@@ -116,12 +135,35 @@ class SeatRun:
     parked: bool = False
     finishing: bool = False  # the last call's outcome is being written
     heard_at: float = 0.0  # loop time of the seat's last busy/status event
+    # predictive agents: the answered call handed (or about to be handed) to this agent
+    handling: ActiveCall | None = None
+    after_call: bool = False  # the handed call ended; free when the server says idle
+    wrap_started: dt.datetime | None = None
+    acw_seen: bool = False
+    bridged_at: dt.datetime | None = None  # the start of the agent's busy spell
+
+    @property
+    def is_port(self) -> bool:
+        return self.info.role == "port"
 
     def dialable(self, now: dt.datetime) -> bool:
+        if self.is_port:  # a port is busy on purpose; it is free when its line is
+            return (self.logged_in and self.registered and self.call is None and not self.finishing
+                    and self.server_idle)
         return (self.logged_in and self.registered and self.call is None and not self.parked
-                and not self.finishing
+                and not self.finishing and self.handling is None and not self.after_call
                 and not self.busy and self.server_idle
                 and (self.wrap_until is None or now >= self.wrap_until))
+
+
+@dataclass
+class PredictiveQueue:
+    """What the worker keeps per queue worked in predictive mode."""
+
+    name: str
+    est: pacing.Estimates = field(default_factory=pacing.Estimates)
+    waiting: deque[ActiveCall] = field(default_factory=deque)  # answered, no agent yet, oldest first
+    pickups: deque[float] = field(default_factory=lambda: deque(maxlen=200))  # transfer → agent answer, s
 
 
 @dataclass
@@ -129,6 +171,7 @@ class Stats:
     dials: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     free_to_dial: list[float] = field(default_factory=list)  # real seconds, for the benchmark
+    paced: int = 0  # calls the pacer asked for
 
 
 class Worker:
@@ -151,6 +194,10 @@ class Worker:
         self._window_open: dict[int, bool] = {}
         self._freed_at: dict[str, float] = {}
         self.scheduler: AsyncIOScheduler | None = None
+        self.predictive: dict[str, PredictiveQueue] = {}
+        self._counts: dict[int, db.AbandonCounts] = {}  # from the database, refreshed
+        self._counted: dict[int, list[int]] = {}  # [abandoned, live] recorded since the refresh
+        self._counts_at: dt.datetime | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any, retries: int = 6, dispatch: bool = False,
@@ -182,7 +229,7 @@ class Worker:
 
     @property
     def calls_in_flight(self) -> int:
-        return sum(1 for s in self.seats.values() if s.call is not None)
+        return sum(1 for s in self.seats.values() if s.call is not None or s.handling is not None)
 
     # -- the run --------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -222,6 +269,20 @@ class Worker:
                                  limit=self.opt.max_seats)
         if not infos:
             log.warning("no free agent seat in queue(s) %s (dialer agents list / dialer agents add)", ", ".join(queues))
+        predictive = sorted({c.queue for c in self.campaigns if c.mode == "predictive"})
+        if predictive:
+            silent = [c.name for c in self.campaigns if c.mode == "predictive" and not c.abandon_ivr]
+            if silent:
+                raise WorkerError(f"predictive campaign(s) {', '.join(silent)} have no abandon message: an answered "
+                                  "call no agent can take must hear one (dialer campaign set NAME --abandon-ivr NODE)")
+            ports = await self._call(db.lease_seats, self.opt.worker_id, predictive, now,
+                                     dt.timedelta(seconds=self.opt.lease), roles=("port",))
+            if not ports:
+                raise WorkerError(f"predictive dialing needs dialer ports in queue(s) {', '.join(predictive)} "
+                                  "(dialer agents add --role port)")
+            infos = [*infos, *ports]
+            self.predictive = {q: PredictiveQueue(q) for q in predictive}
+            await self._refresh_counts(now)
         for info in infos:
             seat = Seat(name=info.extension, heartbeat_interval=self.opt.cti_heartbeat,
                         backoff=self.opt.backoff or exponential_backoff(),
@@ -253,9 +314,17 @@ class Worker:
         try:
             if not run.seat.connected:
                 await run.seat.connect(self.opt.cti_url)
+            if run.is_port:  # busy, so that the queue never offers it a caller; no after-call work
+                acw, busy = p.AutoAcw.OFF, PORT_BUSY
+            elif info.queue in self.predictive:  # agents take transferred (inbound) calls
+                acw, busy = p.AutoAcw.ALL, ""
+            else:
+                acw, busy = p.AutoAcw.OUTBOUND, ""
             await run.seat.login(info.name or info.staffid, info.extension, info.queue, info.staffid,
-                                 skill=info.skill, secname=info.sector, autoacw=int(p.AutoAcw.OUTBOUND))
+                                 skill=info.skill, secname=info.sector, autoacw=int(acw), busy_string=busy)
             run.logged_in = True
+            if run.is_port:
+                run.server_idle = run.call is None
         except CTIError as exc:
             log.error("seat %s: %s; will retry", info.extension, exc)
 
@@ -268,13 +337,22 @@ class Worker:
         if isinstance(msg, SeatLost):
             run.logged_in, run.server_idle = False, False
             log.warning("seat %s lost: %s", extension, msg.reason)
-            if run.call is not None:
+            if run.call is not None and run.call.phase != "dialling":
+                self._port_line_gone(run, run.call, now, "the port's socket was lost")
+            elif run.call is not None:
                 self._ended(run, run.call.tracker.expire(Event.LOST, now))
+            if run.handling is not None:
+                self._agent_call_over(run, run.handling, now, "the agent's socket was lost")
             return
         if isinstance(msg, SeatRestored):
             run.logged_in = True
+            if run.is_port:
+                run.server_idle = run.call is None
             log.info("seat %s restored after %d attempt(s)", extension, msg.attempts)
             self._wake.set()
+            return
+        if run.is_port:
+            self._on_port_event(run, msg, now)
             return
         if isinstance(msg, (p.BusyStatus, p.StatusChanged)):
             run.heard_at = asyncio.get_running_loop().time()
@@ -292,6 +370,8 @@ class Worker:
             if not msg.busy and msg.call_state is p.CallState.IDLE and run.call is None:
                 run.server_idle = True  # the server says: no call, no busy reason
                 self._mark_free(run)
+        if run.info.queue in self.predictive:
+            self._on_agent_event(run, msg, now)
         if run.call is not None:
             self._ended(run, run.call.tracker.feed(msg, now))
             if run.call is not None:
@@ -348,6 +428,378 @@ class Worker:
         except CTIError as exc:
             log.warning("seat %s: hangup not sent: %s", run.info.extension, exc)
 
+    # -- predictive: ports, hand-over, abandonment ------------------------------------------------
+    def _on_port_event(self, run: SeatRun, msg: p.Message, now: dt.datetime) -> None:
+        """A dialer port's event: its line's state, and its call until the customer answers."""
+        if isinstance(msg, p.StatusChanged):
+            run.registered = msg.reg != "未注册"
+            run.heard_at = asyncio.get_running_loop().time()
+            if msg.call_state is p.CallState.IDLE and run.call is None:
+                run.server_idle = True
+                self._mark_free(run)
+        call = run.call
+        if call is None:
+            return
+        if call.phase == "dialling":
+            ended = call.tracker.feed(msg, now)
+            if ended:
+                self._ended(run, True)
+            elif call.tracker.state is State.TALKING:
+                self._answered(run, call, now)
+            else:
+                self._arm(run)
+            return
+        if isinstance(msg, p.CommandResponse) and not msg.success:
+            if msg.command in ("transfer", "transferQueue") and call.phase == "transferring":
+                self._transfer_failed(call, msg.result_text or "refused", now)
+            elif msg.command == "transferIvr" and call.phase == "ivr":
+                log.warning("port %s: transferIvr refused (%s); hanging up", run.info.extension, msg.result_text)
+                asyncio.get_running_loop().create_task(self._hangup(run))
+        elif isinstance(msg, p.Hangup) and (not msg.callid or not call.tracker.callid or msg.callid == call.tracker.callid):
+            self._port_line_gone(run, call, now, "the customer hung up while waiting for an agent")
+
+    def _port_line_gone(self, run: SeatRun, call: ActiveCall, now: dt.datetime, why: str) -> None:
+        """The port's leg of an answered call is over: handed on (transfer, IVR) or dropped."""
+        run.call = None
+        run.server_idle = False  # until the port's line reports idle
+        if call.phase == "transferring":
+            call.phase = "handed"  # the server moved the customer to the agent (or the queue)
+        elif call.phase == "waiting":
+            self._unwait(call)
+            self._predictive_outcome(call, "abandoned", now, detail=why)
+        if call.timer:
+            call.timer.cancel()
+        self._mark_free(run)
+
+    def _answered(self, port: SeatRun, call: ActiveCall, now: dt.datetime) -> None:
+        """The customer answered on a port: hand the call to a ready agent, or let it wait for one
+        who frees up in time; past that it hears the abandon message."""
+        if call.timer:  # the ring timeout is over with
+            call.timer.cancel()
+            call.timer = None
+        q = self.predictive[call.queue]
+        q.est.observe_dial_end(True, call.tracker.ring_seconds)
+        self._count(call.campaign.id, live=1)
+        agent = self._ready_agent(call.queue, now)
+        if agent is not None:
+            self._hand(call, agent)
+        else:
+            call.phase = "waiting"
+            q.waiting.append(call)
+            wait = max(0.0, ABANDON_AFTER - self._pickup_allowance(q))
+            call.deadline = asyncio.get_running_loop().call_later(
+                self._real(wait), self._abandon, call, f"no agent free within {ABANDON_AFTER:g} s")
+        self._wake.set()
+
+    @staticmethod
+    def _pickup_allowance(q: PredictiveQueue) -> float:
+        """How long before the 2 s limit a transfer must start: the agents' slow (90th
+        percentile) pickup, 1 s until 20 have been seen."""
+        if len(q.pickups) < 20:
+            return 1.0
+        ordered = sorted(q.pickups)
+        return min(1.8, max(0.2, ordered[int(0.9 * (len(ordered) - 1))]))
+
+    def _ready_agent(self, queue: str, now: dt.datetime) -> SeatRun | None:
+        """The agent of `queue` free the longest, or None."""
+        best, since = None, math.inf
+        for run in self._agents_of(queue):
+            if run.dialable(now):
+                at = self._freed_at.get(run.info.extension, math.inf)
+                if best is None or at < since:
+                    best, since = run, at
+        return best
+
+    def _agents_of(self, queue: str) -> list[SeatRun]:
+        return [r for r in self.seats.values() if not r.is_port and r.info.queue == queue]
+
+    def _hand(self, call: ActiveCall, agent: SeatRun) -> None:
+        """Reserve `agent` for `call` and transfer the customer to it."""
+        if call.deadline:
+            call.deadline.cancel()
+        call.phase, call.agent = "transferring", agent
+        agent.handling, agent.bridged_at = call, None
+        self._freed_at.pop(agent.info.extension, None)
+        loop = asyncio.get_running_loop()
+        call.transferred_at = loop.time()
+        # the agent must pick up: give up on the hand-over if nothing comes back
+        call.deadline = loop.call_later(self._real(self.opt.agent_leg_timeout), self._handover_lost, call)
+        loop.create_task(self._send_transfer(call))
+
+    async def _send_transfer(self, call: ActiveCall) -> None:
+        port, agent = call.port, call.agent
+        assert port is not None and agent is not None
+        try:
+            if call.campaign.handover == "queue":
+                await port.seat.transfer_queue(call.queue)
+            else:
+                await port.seat.transfer(agent.info.extension)
+        except (CTIError, LocalProtocolError) as exc:
+            if call.phase == "transferring":
+                self._transfer_failed(call, str(exc), self.clock.now())
+
+    def _transfer_failed(self, call: ActiveCall, why: str, now: dt.datetime) -> None:
+        """The transfer was refused: the agent is not free after all. Try another while the
+        2 s last, else the abandon message."""
+        agent, call.agent = call.agent, None
+        if call.deadline:
+            call.deadline.cancel()
+            call.deadline = None
+        if agent is not None and agent.handling is call:
+            agent.handling = None
+            agent.server_idle = False  # the server says no; its next idle report says yes
+            log.warning("seat %s: transfer refused (%s)", agent.info.extension, why)
+        assert call.tracker.answered_at is not None
+        q = self.predictive[call.queue]
+        left = ABANDON_AFTER - self._pickup_allowance(q) - (now - call.tracker.answered_at).total_seconds()
+        call.phase = "waiting"
+        q.waiting.appendleft(call)
+        if left <= 0:
+            self._abandon(call, f"transfer refused ({why}), no other agent within {ABANDON_AFTER:g} s")
+            return
+        call.deadline = asyncio.get_running_loop().call_later(
+            self._real(left), self._abandon, call, f"no agent free within {ABANDON_AFTER:g} s")
+        self._serve(call.queue)
+
+    def _handover_lost(self, call: ActiveCall) -> None:
+        """No agent answered the transferred call in time and no hangup told us why."""
+        agent = call.agent
+        if call.phase not in ("transferring", "handed") or call.bridged_at is not None:
+            return
+        if agent is not None and agent.handling is call:
+            self._agent_call_over(agent, call, self.clock.now(), "the transferred call never reached the agent")
+        else:
+            call.phase = "ended"
+            self._predictive_outcome(call, "abandoned", self.clock.now(),
+                                     detail="the transferred call never reached an agent")
+
+    def _unwait(self, call: ActiveCall) -> None:
+        if call.deadline:
+            call.deadline.cancel()
+            call.deadline = None
+        waiting = self.predictive[call.queue].waiting
+        if call in waiting:
+            waiting.remove(call)
+
+    def _abandon(self, call: ActiveCall, why: str) -> None:
+        """No agent in time: the customer hears the campaign's message (transferIvr)."""
+        if call.phase != "waiting":
+            return
+        self._unwait(call)
+        call.phase = "ivr"
+        node = call.campaign.abandon_ivr
+        port = call.port
+        assert port is not None
+        asyncio.get_running_loop().create_task(self._send_ivr(port, node))
+        self._predictive_outcome(call, "abandoned", self.clock.now(), detail=f"{why}: sent to IVR node {node}")
+
+    async def _send_ivr(self, port: SeatRun, node: str) -> None:
+        try:
+            await port.seat.transfer_ivr(node)
+        except (CTIError, LocalProtocolError) as exc:
+            log.warning("port %s: transferIvr not sent (%s); hanging up", port.info.extension, exc)
+            await self._hangup(port)
+
+    def _serve(self, queue: str) -> None:
+        """Hand waiting callers to agents who are free now, oldest caller first."""
+        q = self.predictive.get(queue)
+        if q is None:
+            return
+        now = self.clock.now()
+        while q.waiting:
+            agent = self._ready_agent(queue, now)
+            if agent is None:
+                return
+            self._hand(q.waiting.popleft(), agent)
+
+    def _on_agent_event(self, run: SeatRun, msg: p.Message, now: dt.datetime) -> None:
+        """An agent of a predictive queue: the handed call's progress, and the end of its
+        after-call work."""
+        if isinstance(msg, (p.IncomingRinging, p.IncomingAnswered)):
+            call = self._bind(run, msg.callid)
+            if call is None:
+                return
+            if isinstance(msg, p.IncomingAnswered) and call.bridged_at is None:
+                call.bridged_at = run.bridged_at = now
+                call.phase = "handed"
+                if call.deadline:
+                    call.deadline.cancel()
+                    call.deadline = None
+                self.predictive[call.queue].pickups.append(asyncio.get_running_loop().time() - call.transferred_at)
+            return
+        if isinstance(msg, p.Hangup) and run.handling is not None:
+            call = run.handling
+            if msg.callid and call.tracker.callid and msg.callid != call.tracker.callid:
+                return
+            self._agent_call_over(run, call, now, "")
+            return
+        if run.after_call and isinstance(msg, p.BusyStatus) and msg.busy == ACW:
+            run.acw_seen = True
+        if run.after_call and not msg_busy(msg) and (
+                isinstance(msg, p.BusyStatus) or (isinstance(msg, p.StatusChanged) and msg.call_state is p.CallState.IDLE)):
+            self._after_call_over(run, now)
+
+    def _bind(self, run: SeatRun, callid: str) -> ActiveCall | None:
+        """The call ringing at `run`. With transferQueue the server picks the agent: the
+        reservation moves to the one it picked."""
+        mine = run.handling
+        if mine is not None and (not callid or not mine.tracker.callid or mine.tracker.callid == callid):
+            return mine
+        call = next((c for r in self.seats.values() if (c := r.handling) is not None and c.tracker.callid == callid
+                     and c.bridged_at is None), None) if callid else None
+        if call is None:
+            return mine
+        other = call.agent
+        if other is not None and other is not run:
+            other.handling = mine  # swap: the agent we had reserved takes this one's reservation
+            if mine is not None:
+                mine.agent = other
+            else:
+                self._mark_free(other)
+        run.handling, call.agent = call, run
+        return call
+
+    def _agent_call_over(self, run: SeatRun, call: ActiveCall, now: dt.datetime, why: str) -> None:
+        """The agent's part of a handed call ended: record it; after-call work begins."""
+        run.handling = None
+        if call.deadline:
+            call.deadline.cancel()
+            call.deadline = None
+        call.phase = "ended"
+        campaign = call.campaign
+        if call.bridged_at is not None:
+            assert call.tracker.answered_at is not None
+            wait = (call.bridged_at - call.tracker.answered_at).total_seconds()
+            outcome = "answered_late" if wait > ABANDON_AFTER else "answered"
+            detail = why or (f"bridged {wait:.1f} s after the answer" if outcome == "answered_late" else "")
+            self._predictive_outcome(call, outcome, now, agent=run, detail=detail)
+            run.misses = 0
+            run.after_call, run.acw_seen, run.wrap_started = True, False, now
+            run.wrap_until = now + dt.timedelta(seconds=campaign.wrap_up)  # the longest it may last
+            if run.wrap_timer:
+                run.wrap_timer.cancel()
+            run.wrap_timer = asyncio.get_running_loop().call_later(
+                self._real(campaign.wrap_up), lambda: asyncio.ensure_future(self._free(run)))
+        else:
+            self._predictive_outcome(call, "abandoned", now, agent=run,
+                                     detail=why or "the agent did not pick up the transferred call")
+            run.misses += 1
+            if run.misses >= MISSES_BEFORE_PARK and not run.parked:
+                run.parked = True
+                log.warning("seat %s (%s): %d transferred calls in a row not picked up; set busy (%s)",
+                            run.info.extension, run.info.name, run.misses, PARK_REASON)
+                asyncio.get_running_loop().create_task(self._send_busy(run))
+            self._mark_free(run)
+
+    async def _send_busy(self, run: SeatRun) -> None:
+        try:
+            await run.seat.busy(PARK_REASON)
+        except CTIError as exc:
+            log.warning("seat %s: busy not sent: %s", run.info.extension, exc)
+
+    def _after_call_over(self, run: SeatRun, now: dt.datetime) -> None:
+        """The server reports the agent idle again: its spell is over (the pacer learns how
+        long it took)."""
+        run.after_call = False
+        if run.wrap_timer:
+            run.wrap_timer.cancel()
+            run.wrap_timer = None
+        run.wrap_until = None
+        q = self.predictive.get(run.info.queue)
+        if q is not None:
+            if run.acw_seen and run.wrap_started is not None:
+                q.est.observe_wrap((now - run.wrap_started).total_seconds())
+            if run.bridged_at is not None:
+                q.est.observe_agent_busy((now - run.bridged_at).total_seconds())
+        run.acw_seen, run.bridged_at, run.wrap_started = False, None, None
+        self._mark_free(run)
+
+    def _predictive_outcome(self, call: ActiveCall, outcome: str, now: dt.datetime, *, agent: SeatRun | None = None,
+                            detail: str = "") -> None:
+        """Record the outcome of an answered predictive call (in the background)."""
+        if outcome in db.ABANDONED:
+            self._count(call.campaign.id, abandoned=1)
+        t = call.tracker
+        talk = (now - call.bridged_at).total_seconds() if call.bridged_at is not None else None
+        end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
+                            t.ring_seconds, talk, t.province, t.city, t.isp, detail, call.bridged_at,
+                            agent.info.extension if agent is not None else "")
+        task = asyncio.get_running_loop().create_task(self._write_outcome(call, end))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _write_outcome(self, call: ActiveCall, end: db.AttemptEnd) -> None:
+        contact, campaign = call.contact, call.campaign
+        assert end.ended_at is not None
+        retry = decide_retry(end.outcome, attempts=contact.attempts, free_misses=contact.free_misses,  # type: ignore[arg-type]
+                             max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
+                             window=window_of(campaign, contact.timezone), now=end.ended_at)
+        self.stats.outcomes[end.outcome] = self.stats.outcomes.get(end.outcome, 0) + 1
+        try:
+            await self._call(db.finish_attempt, call.attempt_id, contact.id, end, retry)
+        except DBAPIError as exc:
+            log.error("attempt %s (%s): outcome %s NOT recorded: %s; it will be marked interrupted at the "
+                      "next start", call.attempt_id, contact.phone, end.outcome, exc)
+        log.info("%s %s → %s (%s) %s", campaign.name, contact.phone, end.outcome, retry.status, end.detail)
+        if self.opt.on_progress:
+            self.opt.on_progress(self)
+        self._wake.set()
+
+    def _count(self, campaign_id: int, *, abandoned: int = 0, live: int = 0) -> None:
+        c = self._counted.setdefault(campaign_id, [0, 0])
+        c[0] += abandoned
+        c[1] += live
+
+    async def _refresh_counts(self, now: dt.datetime) -> None:
+        """Abandoned calls and live answers of the predictive campaigns, from the database (every
+        worker's), over the last day and 30 days."""
+        ids = [c.id for c in self.campaigns if c.mode == "predictive"]
+        try:
+            counts = await self._call(db.abandon_counts, ids, now)
+        except DBAPIError as exc:
+            log.error("abandonment counts not refreshed: %s", exc)
+            return
+        self._counts, self._counted, self._counts_at = counts, {}, now
+
+    def _pace(self, queue: str, now: dt.datetime) -> int:
+        """How many calls the queue's pacer wants placed now."""
+        q = self.predictive[queue]
+        campaigns = [c for c in self.campaigns if c.queue == queue and c.mode == "predictive" and c.status == "active"]
+        if not campaigns:
+            return 0
+        agents: list[pacing.AgentState] = []
+        for run in self._agents_of(queue):
+            if not run.logged_in:
+                continue
+            if run.handling is not None:
+                since = run.bridged_at or now
+                agents.append(pacing.AgentState("busy", (now - since).total_seconds()))
+            elif run.after_call:
+                agents.append(pacing.AgentState("wrap", (now - (run.wrap_started or now)).total_seconds()))
+            elif run.dialable(now):
+                agents.append(pacing.AgentState("ready"))
+            else:
+                agents.append(pacing.AgentState("other"))
+        flight = [(now - (r.call.dialled_at or r.call.tracker.started)).total_seconds() for r in self.seats.values()
+                  if r.is_port and r.info.queue == queue and r.call is not None and r.call.phase == "dialling"]
+        ab1 = live1 = ab30 = live30 = 0
+        for c in campaigns:
+            base = self._counts.get(c.id, db.AbandonCounts())
+            extra = self._counted.get(c.id, [0, 0])
+            ab1 += base.abandoned_day + extra[0]
+            live1 += base.live_day + extra[1]
+            ab30 += base.abandoned_30d + extra[0]
+            live30 += base.live_30d + extra[1]
+        closing = all(not self._open_at(c, now + dt.timedelta(seconds=max(c.ring_timeout, 15))) for c in campaigns)
+        cfg = pacing.PacerConfig(target=min(c.abandon_target for c in campaigns),
+                                 max_calls_per_agent=min(c.max_calls_per_agent for c in campaigns))
+        snap = pacing.Snapshot(agents, flight, len(q.waiting), ab1, live1, ab30, live30, window_closing=closing)
+        return self.opt.pacer(snap, q.est, cfg)
+
+    @staticmethod
+    def _open_at(c: Campaign, when: dt.datetime) -> bool:
+        return window_of(c).is_open(when) or any(window_of(c, tz).is_open(when) for tz in c.contact_timezones)
+
     # -- dispatch -------------------------------------------------------------------------------
     async def _dispatcher(self) -> None:
         while not self.draining:
@@ -368,19 +820,35 @@ class Worker:
     async def _dispatch_once(self) -> None:
         now = self.clock.now()
         free: dict[str, list[SeatRun]] = {}
+        ports: dict[str, list[SeatRun]] = {}
         for run in self.seats.values():
             if run.dialable(now):
-                free.setdefault(run.info.queue, []).append(run)
-        if not free:
-            return
+                if run.is_port:
+                    ports.setdefault(run.info.queue, []).append(run)
+                elif run.info.queue not in self.predictive:  # predictive agents take calls, not dial
+                    free.setdefault(run.info.queue, []).append(run)
         turn = next(self._turn)
+
+        def by_priority(active: list[Campaign]) -> list[Campaign]:
+            # campaigns of equal priority take turns being first
+            return sorted(active, key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
+
         work = []
         for queue, runs in free.items():
-            active = [c for c in self.campaigns if c.queue == queue and c.status == "active"]
-            # by priority; campaigns of equal priority take turns being first
-            active.sort(key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
+            active = by_priority([c for c in self.campaigns if c.queue == queue and c.status == "active"])
             if active:
                 work.append((active, [r.info.extension for r in runs]))
+        for queue in self.predictive:
+            self._serve(queue)
+            idle_ports = ports.get(queue, [])
+            if not idle_ports:
+                continue
+            n = min(self._pace(queue, now), len(idle_ports))
+            active = by_priority([c for c in self.campaigns if c.queue == queue and c.status == "active"
+                                  and c.mode == "predictive"])
+            if n > 0 and active:
+                self.stats.paced += n
+                work.append((active, [r.info.extension for r in idle_ports[:n]]))
         if not work or self.draining:
             return
         started = await self._call(db.claim_for_queues, self.opt.worker_id, work, now,
@@ -395,6 +863,8 @@ class Worker:
             self._ended(run, run.call.tracker.expire(Event.LOST, now))
             return
         run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now))
+        if run.is_port:
+            run.call.port, run.call.queue = run, run.info.queue
         run.server_idle = False
         freed = self._freed_at.pop(run.info.extension, None)
         if freed is not None:
@@ -428,7 +898,8 @@ class Worker:
                              max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
                              window=window_of(campaign, contact.timezone), now=now)
         end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
-                            t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, t.detail)
+                            t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, t.detail,
+                            bridged_at=t.answered_at)  # click-to-dial: the agent is on the line already
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         try:
             await self._call(db.finish_attempt, call.attempt_id, contact.id, end, retry)
@@ -436,6 +907,13 @@ class Worker:
             log.error("attempt %s (%s): outcome %s NOT recorded: %s; it will be marked interrupted at the "
                       "next start", call.attempt_id, contact.phone, outcome, exc)
         log.info("seat %s: %s %s → %s (%s)", run.info.extension, campaign.name, contact.phone, outcome, retry.status)
+        if run.is_port:  # a predictive call that never reached a customer
+            if call.queue in self.predictive and outcome not in ("agent_no_answer", "interrupted"):
+                self.predictive[call.queue].est.observe_dial_end(False, None)
+            if self.opt.on_progress:
+                self.opt.on_progress(self)
+            self._wake.set()
+            return
         if outcome == "agent_no_answer":
             run.misses += 1
             if run.misses >= MISSES_BEFORE_PARK and not run.parked:
@@ -462,7 +940,7 @@ class Worker:
     async def _free(self, run: SeatRun) -> None:
         """End the seat's after-call work (ours, and the server's 话后 if it set one)."""
         run.wrap_until = None
-        if run.busy == ACW and not run.parked and run.logged_in:
+        if (run.busy == ACW or run.after_call) and not run.parked and run.logged_in:
             try:
                 await run.seat.idle()
             except CTIError as exc:
@@ -474,6 +952,8 @@ class Worker:
         the dispatcher."""
         if run.dialable(self.clock.now()):
             self._freed_at.setdefault(run.info.extension, asyncio.get_running_loop().time())
+            if not run.is_port and run.info.queue in self.predictive:
+                self._serve(run.info.queue)  # a caller may be waiting for just this agent
         else:
             self._freed_at.pop(run.info.extension, None)
         self._wake.set()
@@ -493,7 +973,7 @@ class Worker:
         for run in self.seats.values():
             by_queue.setdefault(run.info.queue, []).append(run)
         for queue, runs in by_queue.items():
-            asker = next((r for r in runs if r.logged_in), None)
+            asker = next((r for r in runs if r.logged_in and not r.is_port), None)
             if asker is None or self.draining:
                 continue
             asked = asyncio.get_running_loop().time()
@@ -504,7 +984,7 @@ class Worker:
                 continue
             idle = {r.exten for r in records}
             for run in runs:
-                if run.heard_at > asked:
+                if run.heard_at > asked or run.is_port:
                     continue  # the seat's own events since the question are fresher than the answer
                 run.server_idle = run.info.extension in idle and run.call is None
                 self._mark_free(run)
@@ -525,6 +1005,8 @@ class Worker:
                 log.info("campaign %s: calling window %s", c.name, "open" if is_open else "closed")
                 self._window_open[c.id] = is_open
                 self._wake.set()
+        if self.predictive and (self._counts_at is None or now - self._counts_at >= dt.timedelta(seconds=60)):
+            await self._refresh_counts(now)
         if self.opt.until_done and not self.draining and self.calls_in_flight == 0 and not self._finishing:
             left = await self._call(db.dialable_left, [c.id for c in self.campaigns], now)
             if left == 0 and self.calls_in_flight == 0:
@@ -572,14 +1054,19 @@ class Worker:
                 if run.call is not None:
                     run.call.tracker.detail = "hung up at shutdown"
                     run.call.tracker.hang_up(Event.LOST, now)
+                if run.call is not None or run.handling is not None:
                     await self._hangup(run)
             grace = loop.time() + max(0.5, self._real(self.opt.hangup_timeout))
             while self.calls_in_flight and loop.time() < grace:
                 await asyncio.sleep(0.02)
             now = self.clock.now()
             for run in self.seats.values():
-                if run.call is not None:
+                if run.call is not None and run.call.phase != "dialling":
+                    self._port_line_gone(run, run.call, now, "hung up at shutdown")
+                elif run.call is not None:
                     self._ended(run, run.call.tracker.expire(Event.LOST, now))
+                if run.handling is not None:
+                    self._agent_call_over(run, run.handling, now, "hung up at shutdown")
         if self._finishing:
             await asyncio.gather(*self._finishing, return_exceptions=True)
 

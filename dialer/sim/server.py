@@ -61,6 +61,8 @@ class CallRecord:
     answered_at: float | None = None
     ivr: str = ""
     bridged_to: list[str] = field(default_factory=list)
+    fate: str = ""  # what the customer was: answer (live), machine, busy, failed, no_answer
+    bridged_at: float | None = None  # when the first agent joined a call handed over to it
 
 
 @dataclass(slots=True)
@@ -143,6 +145,7 @@ class Call:
         self.offer_timer: asyncio.TimerHandle | None = None
         self.record: CallRecord | None = None
         self.bridged: list[str] = []
+        self.bridged_at: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -546,14 +549,17 @@ class Simulator:
         if not notify:
             return
         s.send(p.Hangup(call.callid if self.config.hangup_callid else ""))
-        self._set_state(s, CS.IDLE, "")
-        s.idle_since = self.now()
-        if talked and s.logged_in:
+        # after-call work starts with the hangup, before the seat reports its idle line, so that
+        # no client sees a moment of "idle, no busy reason" between the two; an agent who talked
+        # to an answering machine has nothing to write up (OB-20: no wrap-up after machines)
+        if talked and s.logged_in and call.fate.outcome != "machine":
             outbound = s is call.origin
             acw = s.autoacw
             if acw is p.AutoAcw.ALL or (acw is p.AutoAcw.OUTBOUND and outbound) or (
                     acw is p.AutoAcw.INBOUND and not outbound):
                 self._start_acw(s)
+        self._set_state(s, CS.IDLE, "")
+        s.idle_since = self.now()
         self._touch(s.queue)
 
     def _leave(self, s: Session, why: str) -> None:
@@ -579,7 +585,7 @@ class Simulator:
             call.callid, call.origin.extension, call.dial_string, call.e164, why,
             call.answered_at is not None, call.created, self.now(), call.answered_at,
             call.ivr,
-            list(call.bridged)))
+            list(call.bridged), call.fate.outcome, call.bridged_at))
 
     def _start_acw(self, s: Session) -> None:
         s.acw = True
@@ -715,6 +721,8 @@ class Simulator:
         call.offer_joins = False
         call.agents.append(seat)
         call.bridged.append(seat.extension)
+        if call.bridged_at is None:
+            call.bridged_at = self.now()
         call.phase = "talking"
         a = call.attr
         seat.send(p.IncomingAnswered(call.number, call.callid, call.offer_autodial, a.province, a.city, a.isp, ""))

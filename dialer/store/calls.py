@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.outcomes import Retry
@@ -40,6 +40,8 @@ class AttemptEnd:
     city: str = ""
     isp: str = ""
     detail: str = ""
+    bridged_at: dt.datetime | None = None  # an agent joined the customer
+    agent_extension: str | None = None  # who talked, when not the seat that dialled (predictive)
 
 
 def register_worker(engine: Engine, worker_id: str, now: dt.datetime) -> None:
@@ -111,7 +113,8 @@ def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.d
         ids = list(s.scalars(pick))
         s.execute(update(Agent).where(Agent.id.in_(ids), free).values(claimed_by=worker_id, lease_until=now + lease)
                   .execution_options(synchronize_session=False))
-        rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id).order_by(Agent.extension))
+        rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id, Agent.role.in_(list(roles)))
+                        .order_by(Agent.extension))
         return [AgentRow(a.staffid, a.name, a.extension, a.queue, a.skill, a.role, a.sector) for a in rows]
 
 
@@ -189,9 +192,10 @@ def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: Attemp
     with engine.begin() as s:  # Core: this runs once a call, on the hot path
         s.execute(update(Attempt.__table__).where(Attempt.__table__.c.id == attempt_id).values(
             outcome=end.outcome, callid=end.callid, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
-            bridged_at=end.answered_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
+            bridged_at=end.bridged_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
             talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
-            detail=end.detail[:1000]))
+            detail=end.detail[:1000],
+            **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
         values: dict[str, object] = dict(
             status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
             last_outcome=end.outcome, claimed_by=None, lease_until=None)
@@ -215,3 +219,43 @@ def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime)
                    Contact.attempts < Campaign.max_attempts,
                    ~exists().where(DoNotCall.phone == Contact.phone,
                                    or_(DoNotCall.until.is_(None), DoNotCall.until > now)))) or 0
+
+
+#: Outcomes that count as abandoned, and as live answers, for the FCC/Ofcom rate. The API cannot
+#: tell a person from an answering machine, so every answer counts as live.
+ABANDONED = ("abandoned", "answered_late")
+LIVE = ("answered", "answered_late", "abandoned")
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonCounts:
+    """Abandoned calls and live answers of one campaign in the two measuring windows."""
+
+    abandoned_day: int = 0
+    live_day: int = 0
+    abandoned_30d: int = 0
+    live_30d: int = 0
+
+
+def abandon_counts(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> dict[int, AbandonCounts]:
+    """Per campaign: abandoned calls and live answers over the last 24 hours (Ofcom: a day) and
+    the last 30 days (FCC), counted from the attempts started in those windows."""
+    if not campaign_ids:
+        return {}
+    a = Attempt.__table__.c
+    day = now - dt.timedelta(hours=24)
+    is_ab = func.sum(case((a.outcome.in_(ABANDONED), 1), else_=0))
+    is_live = func.sum(case((a.outcome.in_(LIVE), 1), else_=0))
+    recent = a.created_at >= day
+    q = (select(a.campaign_id, is_ab, is_live,
+                func.sum(case((and_(recent, a.outcome.in_(ABANDONED)), 1), else_=0)),
+                func.sum(case((and_(recent, a.outcome.in_(LIVE)), 1), else_=0)))
+         .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= now - dt.timedelta(days=30),
+                a.outcome.in_(LIVE))
+         .group_by(a.campaign_id))
+    with engine.connect() as c:
+        rows = c.execute(q).all()
+    out = {cid: AbandonCounts() for cid in campaign_ids}
+    for cid, ab30, live30, ab1, live1 in rows:
+        out[cid] = AbandonCounts(int(ab1 or 0), int(live1 or 0), int(ab30 or 0), int(live30 or 0))
+    return out

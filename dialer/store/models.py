@@ -25,8 +25,13 @@ MODES = ("progressive", "predictive")
 #: pending: may be dialled when due; done: answered (final); exhausted: out of attempts;
 #: blocked: on the do-not-call list when it came due; invalid: the dial plan refused it.
 CONTACT_STATUSES = ("pending", "done", "exhausted", "blocked", "invalid")
+#: answered_late: the customer reached an agent, but more than 2 s after answering (predictive):
+#: final for the contact, counted as abandoned for the abandonment rate (FCC/Ofcom).
 OUTCOMES = ("answered", "no_answer", "busy", "failed", "agent_no_answer", "abandoned", "timeout",
-            "interrupted")
+            "interrupted", "answered_late")
+#: predictive: how an answered call reaches an agent — `agent`: the worker picks a ready agent and
+#: transfers to its extension; `queue`: transferQueue, the CTI queue picks.
+HANDOVERS = ("agent", "queue")
 KINDS = ("mobile", "landline", "service", "international")
 ROLES = ("agent", "port")
 
@@ -92,6 +97,7 @@ class Campaign(Base):
     max_calls_per_agent: Mapped[float] = mapped_column(Float, default=3.0)
     abandon_target: Mapped[float] = mapped_column(Float, default=0.03)
     abandon_ivr: Mapped[str] = mapped_column(String(32), default="")
+    handover: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from dialer.dialplan import UNKNOWN_CITY_CHOICES, DialPlan
 from dialer.errors import DialerError
 from dialer.store.models import (
-    CAMPAIGN_STATUSES, MODES, OUTCOMES, ROLES, Agent, Attempt, Campaign, Contact, DoNotCall,
+    CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Attempt, Campaign, Contact, DoNotCall,
 )
 from dialer.window import CallingWindow, WindowError, parse_days, parse_range, zone
 
@@ -37,6 +37,8 @@ DEFAULT_RETRY: dict[str, int] = {
     "abandoned": 72 * 3600, "interrupted": 300,
 }
 MIN_RING_TIMEOUT = 15
+#: A number whose call was abandoned is not called again in predictive mode for this long.
+ABANDON_QUIET = dt.timedelta(hours=72)
 
 
 # -- campaigns ------------------------------------------------------------------------------------
@@ -111,6 +113,10 @@ def campaign_settings(opts: Mapping[str, Any]) -> dict[str, Any]:
         out["wrap_up"] = _number("--wrap-up", o["wrap_up"], int, 0, 3600)
     if "abandon_target" in o:
         out["abandon_target"] = _number("--abandon-target", o["abandon_target"], float, 0.0, 0.5)
+    if "handover" in o:
+        if o["handover"] not in HANDOVERS:
+            raise InvalidInput(f"--handover must be one of {', '.join(HANDOVERS)}")
+        out["handover"] = o["handover"]
     if "abandon_ivr" in o:
         out["abandon_ivr"] = _digits("--abandon-ivr", o["abandon_ivr"], allow_empty=True)
     if "max_calls_per_agent" in o:
@@ -350,11 +356,16 @@ def claim_in(s: Session, campaign: Campaign, worker_id: str, limit: int, now: dt
     # a contact whose last call is still open (its worker may be dead, not yet reconciled) waits:
     # never two calls at once, whatever the leases say
     in_call = exists().where(Attempt.contact_id == Contact.id, Attempt.ended_at.is_(None))
+    rules = [Contact.campaign_id == campaign.id, Contact.status == "pending", Contact.next_attempt_at <= now,
+             Contact.attempts < campaign.max_attempts, free, in_window, ~blocked, ~in_call]
+    if campaign.mode == "predictive":
+        # a number abandoned in the last 72 hours is called again only when an agent is
+        # guaranteed (progressive), whatever the campaign's retry delay says
+        rules.append(~exists().where(Attempt.contact_id == Contact.id, Attempt.outcome == "abandoned",
+                                     Attempt.ended_at > now - ABANDON_QUIET))
     due = (
         select(Contact.id)
-        .where(Contact.campaign_id == campaign.id, Contact.status == "pending",
-               Contact.next_attempt_at <= now, Contact.attempts < campaign.max_attempts,
-               free, in_window, ~blocked, ~in_call)
+        .where(*rules)
         .order_by(Contact.priority.desc(), Contact.next_attempt_at, Contact.id)
         .limit(limit)
     )
