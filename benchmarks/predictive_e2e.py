@@ -12,6 +12,7 @@ person, when each agent joined), not the worker's:
 * every call the worker recorded `abandoned` must have reached the IVR node.
 
     python benchmarks/predictive_e2e.py                    # 20 agents, 8 h at time scale 0.01 (~5 min)
+    python benchmarks/predictive_e2e.py --scale 0.03       # the same at a finer time grain (~15 min)
     python benchmarks/predictive_e2e.py --hours 1 --json
 """
 
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 from dialer.clock import Clock
 from dialer.sim import Simulator
 from dialer.sim.model import AgentProfile
+from dialer.sim.process import SimProcess
 from dialer.sim.scenario import SimConfig
 from dialer.store import repo
 from dialer.store.engine import make_engine
@@ -47,15 +49,21 @@ START = dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Beij
 
 
 async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale: float = 0.01, seed: int = 0,
-                    ports: int | None = None, ring_timeout: int = 25) -> dict:
+                    ports: int | None = None, ring_timeout: int = 25, separate: bool = True) -> dict:
     """One compressed shift; returns the scores (see the module's docstring)."""
     ports = ports if ports is not None else 3 * agents
     agent_ext = [str(6000 + i) for i in range(agents)]
     port_ext = [str(8000 + i) for i in range(ports)]
     profiles = {x: AgentProfile(x, pickup=0.0) for x in port_ext}  # ports answer at once
-    sim = Simulator(SimConfig(seed=seed, time_scale=scale, post_dial_delay=0.0, ring_timeout=ring_timeout + 60,
-                              agents=profiles))
-    await sim.start("127.0.0.1", 0)
+    config = SimConfig(seed=seed, time_scale=scale, post_dial_delay=0.0, ring_timeout=ring_timeout + 60,
+                       agents=profiles)
+    if separate:  # the simulator's CPU apart from the worker's: the worker's timing is its own
+        sim: Simulator | SimProcess = SimProcess(config)
+        url = await asyncio.to_thread(sim.start)
+    else:
+        sim = Simulator(config)
+        await sim.start("127.0.0.1", 0)
+        url = sim.url
     engine = make_engine(db_url)
     upgrade(engine)
     n_contacts = int(agents * hours * 120) + 200
@@ -72,7 +80,7 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
             {"campaign_id": cid, "phone": f"+86138{i:08d}", "kind": "mobile", "next_attempt_at": START}
             for i in range(n_contacts)])
     worker = Worker(engine, WorkerOptions(
-        cti_url=sim.url, campaigns=("shift",), worker_id="e2e", clock=Clock(scale=scale, origin=START),
+        cti_url=url, campaigns=("shift",), worker_id="e2e", clock=Clock(scale=scale, origin=START),
         cti_heartbeat=0, drain_timeout=0.0, backoff=lambda: itertools.repeat(0.05)), handle_signals=False)
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -84,7 +92,11 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
     t1 = loop.time()
     worker.request_stop()
     await asyncio.wait_for(task, 60)
-    await sim.stop()
+    if isinstance(sim, SimProcess):
+        call_log, ivr_log = await asyncio.to_thread(sim.stop)
+    else:
+        await sim.stop()
+        call_log, ivr_log = sim.call_log, sim.ivr_log
     wall = time.monotonic() - started
 
     def sim_s(real: float) -> float:
@@ -92,7 +104,7 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
 
     talk = 0.0
     live = abandoned = bridged_late = 0
-    for r in sim.call_log:
+    for r in call_log:
         if r.fate != "answer" or r.answered_at is None or r.answered_at > t1:
             continue
         live += 1
@@ -107,7 +119,7 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
     outcomes: dict[str, int] = {}
     for outcome, _, _ in rows:
         outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
-    ivr = {v.callid for v in sim.ivr_log}
+    ivr = {v.callid for v in ivr_log}
     recorded_abandoned = [callid for outcome, callid, _ in rows if outcome == "abandoned"]
     return {
         "agents": agents, "ports": ports, "hours": hours, "scale": scale, "seed": seed,
@@ -128,13 +140,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ports", type=int, default=None, help="dialer ports [3 × agents]")
     ap.add_argument("--db", help="database URL [a fresh SQLite file]")
+    ap.add_argument("--same-process", action="store_true", help="run the simulator in this process")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         url = a.db or f"sqlite:///{Path(tmp) / 'e2e.db'}"
-        result = asyncio.run(run_shift(url, agents=a.agents, hours=a.hours, scale=a.scale, seed=a.seed, ports=a.ports))
+        result = asyncio.run(run_shift(url, agents=a.agents, hours=a.hours, scale=a.scale, seed=a.seed, ports=a.ports,
+                                      separate=not a.same_process))
     if a.json:
         print(json.dumps(result, indent=2))
         return

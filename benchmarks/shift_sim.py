@@ -317,6 +317,16 @@ def summarise(results: list[Result], param: float) -> dict:
     }
 
 
+def upper_bound(w: Workload) -> dict:
+    """Talk occupancy if agents never waited: each live connect still costs its pickup, talk and
+    wrap-up, and each machine reached on the way its pickup and short talk (ob20.md)."""
+    pickup = sum(w.pickup) / 2
+    machine = sum(w.machine_talk) / 2
+    wrap = w.wrap_k * w.wrap_theta
+    per_live = w.talk_mean + wrap + pickup + (w.p_machine / w.p_live) * (pickup + machine) if w.p_live else math.inf
+    return {"policy": "bound", "agents": None, "occupancy_mean": w.talk_mean / per_live if w.p_live else 0.0}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", default="5,20,50")
@@ -332,7 +342,8 @@ def main() -> None:
     ap.add_argument("--wrap-theta", type=float, default=5.0)
     ap.add_argument("--ring-timeout", type=float, default=25.0)
     ap.add_argument("--target", type=float, default=0.03, help="calibration target of the baselines")
-    ap.add_argument("--z", type=float, default=1.25, help="our pacer's base safety margin (standard deviations)")
+    ap.add_argument("--z", type=float, default=pacing.PacerConfig().base_z,
+                    help="our pacer's base safety margin (standard deviations) [the pacer's default]")
     ap.add_argument("--calibration-steps", type=int, default=6)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
@@ -354,6 +365,8 @@ def main() -> None:
                     param = a.z if policy == "ours" else 1.0
                     results = run_many(pool, policy, n, seeds, param, opts)
                 rows.append(summarise(results, param))
+    w = Workload(**opts["workload"])
+    rows.append(upper_bound(w))
     elapsed = time.monotonic() - started
     if a.json:
         print(json.dumps({"rows": rows, "seconds": elapsed, "options": opts}, indent=2))
@@ -361,6 +374,9 @@ def main() -> None:
     print(f"{'policy':<12}{'N':>4}{'param':>8}{'occ mean':>10}{'occ worst':>10}{'aband mean':>11}"
           f"{'aband worst':>12}{'conn/ag-h':>10}{'dials/conn':>11}{'wait/conn':>10}")
     for r in rows:
+        if r["policy"] == "bound":
+            print(f"{'bound':<12}{'any':>4}{'':>8}{r['occupancy_mean']:>10.4f}   (agents never wait; ob20.md)")
+            continue
         print(f"{r['policy']:<12}{r['agents']:>4}{r['param']:>8.3f}{r['occupancy_mean']:>10.3f}{r['occupancy_worst']:>10.3f}"
               f"{r['abandon_mean'] * 100:>10.2f}%{r['abandon_worst'] * 100:>11.2f}%{r['connects_per_agent_hour']:>10.1f}"
               f"{r['dials_per_connect']:>11.2f}{r['idle_wait_per_connect']:>10.1f}")

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MIN_SAMPLES = 30  # answered calls and finished talks needed before looking ahead
+WARMUP_SPELLS_PER_AGENT = 2  # and this many finished spells per agent logged in
 
 
 @dataclass
@@ -102,7 +103,7 @@ class PacerConfig:
     target: float = 0.03  # abandoned / live answers
     max_calls_per_agent: float = 3.0
     horizon: float = 12.0  # seconds looked ahead (the look-ahead baseline's single horizon)
-    base_z: float = 1.0  # safety margin in standard deviations at the setpoint
+    base_z: float = 1.25  # safety margin in standard deviations at the setpoint
     z_gain: float = 4.0  # how fast the margin grows with the abandonment's excess over the setpoint
     setpoint: float = 0.75  # aim at this share of the target
 
@@ -128,31 +129,58 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     cap = math.floor(cfg.max_calls_per_agent * len(logged_in)) - in_flight
     if cap <= 0:
         return 0
-    if not est.ready:  # progressive until the estimates mean something
+    if not est.ready or len(est.busy_times) < WARMUP_SPELLS_PER_AGENT * len(logged_in):
+        # progressive until the estimates mean something: early in a shift only the short
+        # spells have ended, so the spell lengths seen so far are too short
         return max(0, min(cap, ready - in_flight - snap.waiting))
     p = max(est.p_answer, 1e-3)
     z = _margin(snap, cfg)
-    busy = [a.seconds_in_state for a in logged_in if a.state == "busy"]
-    wrapping = [a.seconds_in_state for a in logged_in if a.state == "wrap"]
-    use_wrap = len(est.wrap_times) >= MIN_SAMPLES
+    br = bisect.bisect_right
+    # What does not depend on t, once per decision (this runs on every agent freed and every
+    # tick): for each busy agent, calls in flight, where its present age falls among the samples
+    bt, nb = est.busy_times, len(est.busy_times)
+    busy = []
+    for a in logged_in:
+        if a.state == "busy":
+            i = br(bt, a.seconds_in_state)
+            if nb - i >= MIN_TAIL:  # else: busy longer than nearly every spell seen, stays busy
+                busy.append((a.seconds_in_state, i, 1.0 / (nb - i)))
+    wt, nw = est.wrap_times, len(est.wrap_times)
+    use_wrap = nw >= MIN_SAMPLES
+    sure = float(ready)  # agents certain to be free by any t
+    wrapping = []
+    for a in logged_in:
+        if a.state == "wrap":
+            # the wrap-up is far more predictable than a talk: it has its own distribution
+            i = br(wt, a.seconds_in_state) if use_wrap else nw
+            if not use_wrap or i >= nw:
+                sure += 1.0
+            else:
+                wrapping.append((a.seconds_in_state, i, 1.0 / (nw - i)))
+    rt, nr = est.ring_times, len(est.ring_times)
+    flight = []
+    for age in snap.calls_in_flight:
+        i = br(rt, age)
+        survive = p * (1.0 - i / nr) + (1.0 - p)
+        if survive > 0 and i < nr:
+            flight.append((age, i, p / (survive * nr)))
     best = cap
     for t in GRID:
-        m = p * _cdf(est.ring_times, t)  # what one new call adds to the answers expected by t
+        m = p * br(rt, t) / nr  # what one new call adds to the answers expected by t
         if m <= 0:
             continue
-        supply, var = float(ready), 0.0
-        for elapsed in busy:
-            q = _p_free_within(elapsed, t, est)
+        supply, var = sure, 0.0
+        for elapsed, i, inv in busy:
+            q = (br(bt, elapsed + t) - i) * inv
             supply += q
             var += q * (1 - q)
-        for elapsed in wrapping:
-            # the wrap-up is far more predictable than a talk: use its own distribution
-            q = _p_within(est.wrap_times, elapsed, t) if use_wrap else 1.0
+        for elapsed, i, inv in wrapping:
+            q = (br(wt, elapsed + t) - i) * inv
             supply += q
             var += q * (1 - q)
         demand = float(snap.waiting)
-        for age in snap.calls_in_flight:
-            r = _p_answered_within(age, t, est)
+        for age, i, coef in flight:
+            r = (br(rt, age + t) - i) * coef
             demand += r
             var += r * (1 - r)
         n = 0
@@ -182,9 +210,18 @@ def _p_answer_after(age: float, est: Estimates) -> float:
     return p * survive / denominator if denominator > 0 else 0.0
 
 
+#: Spells that lasted longer than an agent's present one, needed to say when it will end.
+MIN_TAIL = 5
+
+
 def _p_free_within(elapsed: float, horizon: float, est: Estimates) -> float:
-    """P(an agent busy for `elapsed` s is free within `horizon` s)."""
-    return _p_within(est.busy_times, elapsed, horizon)
+    """P(an agent busy for `elapsed` s is free within `horizon` s). An agent already busy
+    longer than nearly every spell seen is expected to stay busy: early in a shift only the short
+    spells have ended, and treating the long ones as due would over-dial."""
+    times = est.busy_times
+    if len(times) - bisect.bisect_right(times, elapsed) < MIN_TAIL:
+        return 0.0
+    return _p_within(times, elapsed, horizon)
 
 
 def _p_within(sorted_durations: Sequence[float], elapsed: float, horizon: float) -> float:

@@ -56,8 +56,23 @@ def test_all_agents_busy_just_started_places_nothing() -> None:
 def test_agents_long_in_their_call_are_expected_to_free_up() -> None:
     est = trained()
     fresh = decide(Snapshot(agents=[busy(5)] * 20, calls_in_flight=[]), est)
-    old = decide(Snapshot(agents=[busy(400)] * 20, calls_in_flight=[]), est)
+    old = decide(Snapshot(agents=[busy(250)] * 20, calls_in_flight=[]), est)
     assert old > fresh
+
+
+def test_agents_busy_beyond_every_spell_seen_are_not_counted_on() -> None:
+    """Early in a shift only short spells have ended: an agent busy longer than nearly every
+    spell seen is expected to stay busy, not to be due any second."""
+    est = trained()
+    longest = est.busy_times[-1]
+    assert decide(Snapshot(agents=[busy(longest + 1)] * 20, calls_in_flight=[]), est) == 0
+
+
+def test_warm_up_lasts_two_finished_spells_per_agent() -> None:
+    est = trained()  # 200 spells
+    agents = [READY] * 10 + [busy(100)] * 90  # 100 agents: 200 spells are just enough
+    assert decide(Snapshot(agents=agents, calls_in_flight=[]), est) > 10
+    assert decide(Snapshot(agents=agents + [busy(100)], calls_in_flight=[]), est) == 10  # one more: progressive
 
 
 def test_abandonment_near_the_target_makes_it_careful() -> None:

@@ -1,0 +1,40 @@
+"""A compressed shift in predictive mode, the worker against the simulator over real sockets,
+scored like the OB-20 benchmark (benchmarks/predictive_e2e.py, benchmarks/shift_sim.py).
+
+The full 8-hour run is a benchmark (docs/benchmarks.md); here one simulated hour with 20 agents,
+on SQLite and PostgreSQL, checked against the discrete-event simulation of the same hour."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # the benchmarks import their `common` helper
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_one_hour_of_predictive_dialing_matches_the_benchmark(db_url) -> None:
+    e2e, des = _load("predictive_e2e"), _load("shift_sim")
+    result = await e2e.run_shift(db_url, agents=20, hours=1.0, scale=0.01, seed=3)
+    from dialer.sim.model import Workload
+
+    expected = statistics.fmean(
+        des.Sim("ours", 20, seed, Workload(), 3600.0, 25.0, 1.25).run().occupancy for seed in range(10))
+    # the worker keeps its agents as busy as the simulation of the same pacer does
+    assert abs(result["occupancy"] - expected) <= 0.05, (result, expected)
+    assert result["occupancy"] > 0.62  # far above progressive (0.55 over a whole shift)
+    # under the cap, with room for the noise of ~450 live answers in one hour (sd ≈ 0.8 %)
+    assert result["abandon_rate"] <= 0.05, result
+    # every call the worker gave up on heard the abandon message
+    assert result["worker_abandoned"] > 0 and result["abandoned_without_ivr"] == 0, result
+    assert result["outcomes"].get("answered", 0) > 300
