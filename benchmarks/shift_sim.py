@@ -12,6 +12,7 @@ running estimates, the abandonment counts. See shared/benchmarks/ob20.md.
 from __future__ import annotations
 
 import argparse
+import bisect
 import heapq
 import itertools
 import json
@@ -81,6 +82,7 @@ class Sim:
     shift: float
     ring_timeout: float
     param: float = 1.0
+    pacer: pacing.PacerConfig = field(default_factory=pacing.PacerConfig)
     rng: random.Random = field(init=False)
     now: float = 0.0
 
@@ -193,6 +195,10 @@ class Sim:
     def on_free(self, agent: Agent) -> None:
         if agent.state == "wrap":  # learnt only when the spell is over, as the worker would
             self.est.observe_wrap(self.now - agent.since)
+            if agent.bridged >= 0:
+                self.est.observe_talk(agent.since - agent.bridged, True)
+        elif agent.bridged >= 0:
+            self.est.observe_talk(self.now - agent.bridged, False)
         if agent.bridged >= 0:
             self.est.observe_agent_busy(self.now - agent.bridged)
             agent.bridged = -1.0
@@ -247,8 +253,7 @@ class Sim:
             if not est.ready:
                 self.place(max(0, ready - len(self.flight) - len(self.waiting)))
                 return
-            soon = sum(pacing._p_free_within(self.now - a.bridged, 12.0, est) for a in self.agents
-                       if a.state in ("talk", "wrap") and a.bridged >= 0)
+            soon = _soon(est.busy_times, self.now, self.agents, 12.0)
             target = self.param * (ready + soon) / max(est.p_answer, 1e-3)
             self.place(max(0, math.floor(target) - len(self.flight)))
         elif p == "ours":
@@ -257,7 +262,7 @@ class Sim:
                         for a in self.agents],
                 calls_in_flight=[self.now - c.placed for c in self.flight.values()],
                 waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
-            self.place(pacing.decide(snap, self.est, replace(pacing.PacerConfig(), base_z=self.param)))
+            self.place(pacing.decide(snap, self.est, replace(self.pacer, base_z=self.param)))
 
     # -- progressive: the agent's own seat dials ----------------------------------------------------
     def on_agent_dial(self, agent: Agent) -> None:
@@ -275,10 +280,24 @@ class Sim:
             self.at(start + (fate.ring if fate.outcome == "busy" else self.ring_timeout), "agent_dial", agent)
 
 
+def _soon(times: list[float], now: float, agents: list[Agent], horizon: float) -> float:
+    """Σ over agents on a call or in wrap-up of P(spell ends within `horizon` | it has lasted so
+    long) — pacing's spell estimate, inlined: this runs on every decision of the look-ahead."""
+    n, br, total, tail = len(times), bisect.bisect_right, 0.0, pacing.MIN_TAIL
+    for a in agents:
+        if a.bridged >= 0 and (a.state == "talk" or a.state == "wrap"):
+            e = now - a.bridged
+            i = br(times, e)
+            if n - i >= tail:
+                total += (br(times, e + horizon) - i) / (n - i)
+    return total
+
+
 def simulate(args: tuple[str, int, int, float, dict]) -> Result:
     policy, n, seed, param, opts = args
     w = Workload(**opts["workload"])
-    return Sim(policy, n, seed, w, opts["shift"], opts["ring_timeout"], param).run()
+    pacer = pacing.PacerConfig(**opts.get("pacer", {}))
+    return Sim(policy, n, seed, w, opts["shift"], opts["ring_timeout"], param, pacer).run()
 
 
 def run_many(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, param: float, opts: dict) -> list[Result]:
@@ -286,15 +305,21 @@ def run_many(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, param
 
 
 def calibrate(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
-              target: float, steps: int) -> tuple[float, list[Result]]:
-    """Bisect the policy's parameter to `target` mean abandonment; the best run under it."""
+              target: float, steps: int, fine: int = 2) -> tuple[float, list[Result]]:
+    """Bisect the policy's parameter to `target` mean abandonment; the best run under it. The
+    first steps look at half the seeds (they only narrow the bracket), the last `fine` steps at
+    all of them, and the result is always a run on all of them."""
     best: tuple[float, list[Result]] | None = None
-    for _ in range(steps):
+    half = seeds[: max(2, len(seeds) // 2)]
+    for step in range(steps):
+        full = step >= steps - fine
         mid = (lo + hi) / 2
-        results = run_many(pool, policy, n, seeds, mid, opts)
+        results = run_many(pool, policy, n, seeds if full else half, mid, opts)
         mean = statistics.fmean(r.abandon_rate for r in results)
         if mean <= target:
-            best, lo = (mid, results), mid
+            lo = mid
+            if full:
+                best = (mid, results)
         else:
             hi = mid
     if best is None:
@@ -345,12 +370,17 @@ def main() -> None:
     ap.add_argument("--z", type=float, default=pacing.PacerConfig().base_z,
                     help="our pacer's base safety margin (standard deviations) [the pacer's default]")
     ap.add_argument("--calibration-steps", type=int, default=6)
+    ap.add_argument("--pacer", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a PacerConfig field for our pacer, e.g. --pacer split_talk=0 --pacer setpoint=0.7")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     opts = {"shift": a.shift_hours * 3600, "ring_timeout": max(15.0, a.ring_timeout), "workload": {
         "p_live": a.p_live, "p_machine": a.p_machine, "p_busy": a.p_busy, "talk_mean": a.talk_mean,
         "talk_sd": a.talk_sd, "wrap_k": a.wrap_k, "wrap_theta": a.wrap_theta}}
+    for item in a.pacer:
+        key, _, value = item.partition("=")
+        opts.setdefault("pacer", {})[key] = type(getattr(pacing.PacerConfig(), key))(float(value))
     seeds = range(a.seeds)
     started = time.monotonic()
     rows = []

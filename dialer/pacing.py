@@ -23,38 +23,58 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MIN_SAMPLES = 30  # answered calls and finished talks needed before looking ahead
 WARMUP_SPELLS_PER_AGENT = 2  # and this many finished spells per agent logged in
+#: Talks (or spells) that lasted longer than an agent's present one, needed to say when it will
+#: end; with fewer the agent is expected to stay busy.
+MIN_TAIL = 5
 
 
 @dataclass
 class Estimates:
-    """Running estimates the worker keeps (pure data; `observe_*` update them)."""
+    """Running estimates the worker keeps (pure data; `observe_*` update them). Each kind of
+    sample is a sliding window of the last `window` values, kept sorted."""
 
     dials: int = 0
     answers: int = 0  # answered (live or machine)
     ring_times: list[float] = field(default_factory=list)  # of answered calls, sorted
     busy_times: list[float] = field(default_factory=list)  # whole spells, talk + wrap-up, sorted
     wrap_times: list[float] = field(default_factory=list)  # wrap-ups alone, sorted
+    talk_times: list[float] = field(default_factory=list)  # talks followed by a wrap-up, sorted
+    short_times: list[float] = field(default_factory=list)  # talks with no wrap-up (machines), sorted
     window: int = 2000  # keep at most this many samples of each
+    _order: dict[int, deque[float]] = field(default_factory=dict, repr=False)
+
+    def _add(self, values: list[float], x: float) -> None:
+        bisect.insort(values, x)
+        order = self._order.setdefault(id(values), deque())
+        order.append(x)
+        if len(order) > self.window:  # the oldest goes: the estimates follow the day
+            del values[bisect.bisect_left(values, order.popleft())]
 
     def observe_dial_end(self, answered: bool, ring: float | None) -> None:
         self.dials += 1
         if answered:
             self.answers += 1
             if ring is not None:
-                _insort_bounded(self.ring_times, ring, self.window)
+                self._add(self.ring_times, ring)
 
     def observe_agent_busy(self, seconds: float) -> None:
         """A finished spell: from the bridge to the agent being free again."""
-        _insort_bounded(self.busy_times, seconds, self.window)
+        self._add(self.busy_times, seconds)
 
     def observe_wrap(self, seconds: float) -> None:
         """A finished after-call work (the worker sees it start at the hangup)."""
-        _insort_bounded(self.wrap_times, seconds, self.window)
+        self._add(self.wrap_times, seconds)
+
+    def observe_talk(self, seconds: float, wrapped: bool) -> None:
+        """A finished talk, from the bridge to the hangup, and whether after-call work followed
+        (none after an answering machine)."""
+        self._add(self.talk_times if wrapped else self.short_times, seconds)
 
     @property
     def p_answer(self) -> float:
@@ -63,18 +83,6 @@ class Estimates:
     @property
     def ready(self) -> bool:
         return self.answers >= MIN_SAMPLES and len(self.busy_times) >= MIN_SAMPLES
-
-
-def _insort_bounded(values: list[float], x: float, limit: int) -> None:
-    bisect.insort(values, x)
-    if len(values) > limit:
-        del values[len(values) // 2 % len(values)]  # thin evenly; the shape stays
-
-
-def _cdf(sorted_values: Sequence[float], x: float) -> float:
-    if not sorted_values:
-        return 0.0
-    return bisect.bisect_right(sorted_values, x) / len(sorted_values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +111,14 @@ class PacerConfig:
     target: float = 0.03  # abandoned / live answers
     max_calls_per_agent: float = 3.0
     horizon: float = 12.0  # seconds looked ahead (the look-ahead baseline's single horizon)
-    base_z: float = 1.25  # safety margin in standard deviations at the setpoint
+    base_z: float = 1.75  # safety margin in standard deviations at the setpoint
     z_gain: float = 4.0  # how fast the margin grows with the abandonment's excess over the setpoint
     setpoint: float = 0.75  # aim at this share of the target
+    split_talk: bool = True  # predict a talking agent from talks and wrap-ups apart (else whole spells)
 
+
+#: Quantiles of the wrap-up time that stand for its distribution after a talk.
+WRAP_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 #: Points (seconds ahead) at which expected answers are checked against expected free agents.
 GRID = (2.0, 4.0, 7.0, 10.0, 14.0, 19.0)
@@ -138,15 +150,30 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     br = bisect.bisect_right
     # What does not depend on t, once per decision (this runs on every agent freed and every
     # tick): for each busy agent, calls in flight, where its present age falls among the samples
-    bt, nb = est.busy_times, len(est.busy_times)
-    busy = []
-    for a in logged_in:
-        if a.state == "busy":
-            i = br(bt, a.seconds_in_state)
-            if nb - i >= MIN_TAIL:  # else: busy longer than nearly every spell seen, stays busy
-                busy.append((a.seconds_in_state, i, 1.0 / (nb - i)))
     wt, nw = est.wrap_times, len(est.wrap_times)
     use_wrap = nw >= MIN_SAMPLES
+    bt, nb = est.busy_times, len(est.busy_times)
+    tt, nt = est.talk_times, len(est.talk_times)
+    st, ns = est.short_times, len(est.short_times)
+    # A talking agent is free when its talk ends and then its wrap-up: from the talks seen and
+    # a few quantiles of the wrap-ups (a talk with no wrap-up, a machine's, ends the spell)
+    split = cfg.split_talk and use_wrap and nt + ns >= MIN_SAMPLES
+    wq = [wt[int(f * (nw - 1))] for f in WRAP_QUANTILES] if split else []
+    busy, talking = [], []
+    for a in logged_in:
+        if a.state != "busy":
+            continue
+        e = a.seconds_in_state
+        if split:
+            il, im = br(tt, e), br(st, e)
+            tail = nt - il + ns - im
+            if tail >= MIN_TAIL:  # else: busy longer than nearly every talk seen, stays busy
+                talking.append((e, il, im, 1.0 / tail))
+        else:
+            i = br(bt, e)
+            if nb - i >= MIN_TAIL:  # else: busy longer than nearly every spell seen, stays busy
+                busy.append((e, i, 1.0 / (nb - i)))
+    kw = 1.0 / len(wq) if wq else 0.0
     sure = float(ready)  # agents certain to be free by any t
     wrapping = []
     for a in logged_in:
@@ -174,6 +201,14 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
             q = (br(bt, elapsed + t) - i) * inv
             supply += q
             var += q * (1 - q)
+        ahead = [t - w for w in wq if w < t]  # how far a talk may run and its wrap-up still end by t
+        for elapsed, il, im, inv in talking:
+            done = float(br(st, elapsed + t) - im) if im < ns else 0.0  # a machine's talk ends the spell
+            for d in ahead:
+                done += (br(tt, elapsed + d) - il) * kw
+            q = done * inv
+            supply += q
+            var += q * (1 - q)
         for elapsed, i, inv in wrapping:
             q = (br(wt, elapsed + t) - i) * inv
             supply += q
@@ -190,46 +225,6 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
         if best == 0:
             break
     return best
-
-
-def _p_answered_within(age: float, t: float, est: Estimates) -> float:
-    """P(a call that has rung `age` s unanswered is answered within the next `t` s)."""
-    p = est.p_answer
-    before = _cdf(est.ring_times, age)
-    survive = p * (1.0 - before) + (1.0 - p)
-    if survive <= 0:
-        return 0.0
-    return p * (_cdf(est.ring_times, age + t) - before) / survive
-
-
-def _p_answer_after(age: float, est: Estimates) -> float:
-    """P(a call that has rung `age` s unanswered will be answered)."""
-    p = est.p_answer
-    survive = 1.0 - _cdf(est.ring_times, age)  # of answered calls, those not answered yet by `age`
-    denominator = p * survive + (1.0 - p)
-    return p * survive / denominator if denominator > 0 else 0.0
-
-
-#: Spells that lasted longer than an agent's present one, needed to say when it will end.
-MIN_TAIL = 5
-
-
-def _p_free_within(elapsed: float, horizon: float, est: Estimates) -> float:
-    """P(an agent busy for `elapsed` s is free within `horizon` s). An agent already busy
-    longer than nearly every spell seen is expected to stay busy: early in a shift only the short
-    spells have ended, and treating the long ones as due would over-dial."""
-    times = est.busy_times
-    if len(times) - bisect.bisect_right(times, elapsed) < MIN_TAIL:
-        return 0.0
-    return _p_within(times, elapsed, horizon)
-
-
-def _p_within(sorted_durations: Sequence[float], elapsed: float, horizon: float) -> float:
-    """P(a spell that has lasted `elapsed` s ends within `horizon` s more)."""
-    done = _cdf(sorted_durations, elapsed)
-    if done >= 1.0:
-        return 1.0
-    return (_cdf(sorted_durations, elapsed + horizon) - done) / (1.0 - done)
 
 
 def _margin(snap: Snapshot, cfg: PacerConfig) -> float:

@@ -727,6 +727,8 @@ class Worker:
         if q is not None:
             if run.acw_seen and run.wrap_started is not None:
                 q.est.observe_wrap((now - run.wrap_started).total_seconds())
+            if run.bridged_at is not None and run.wrap_started is not None:
+                q.est.observe_talk((run.wrap_started - run.bridged_at).total_seconds(), run.acw_seen)
             if run.bridged_at is not None:
                 q.est.observe_agent_busy((now - run.bridged_at).total_seconds())
         run.acw_seen, run.bridged_at, run.wrap_started = False, None, None

@@ -91,7 +91,9 @@ def test_old_calls_in_flight_are_worth_less() -> None:
     young = decide(Snapshot(agents=agents, calls_in_flight=[1.0] * 6), est)
     old = decide(Snapshot(agents=agents, calls_in_flight=[19.5] * 6), est)  # mostly no-answers by now
     assert old > young
-    assert pacing._p_answered_within(30, 10, est) == 0.0  # answered calls ring at most 20 s
+    # answered calls ring at most 20 s: calls older than that are worth nothing
+    assert decide(Snapshot(agents=agents, calls_in_flight=[30.0] * 6), est) == \
+        decide(Snapshot(agents=agents, calls_in_flight=[]), est)
 
 
 def test_config_target_zero_and_margin() -> None:
