@@ -289,7 +289,7 @@ class Worker:
             silent = [c.name for c in self.campaigns if c.mode == "predictive" and not c.abandon_ivr]
             if silent:
                 raise WorkerError(f"predictive campaign(s) {', '.join(silent)} have no abandon message: an answered "
-                                  "call no agent can take must hear one (dialer campaign set NAME --abandon-ivr NODE)")
+                                  "call no agent can take must hear one (dialer campaign update NAME --abandon-ivr NODE)")
             ports = await self._call(db.lease_seats, self.opt.worker_id, predictive, now,
                                      dt.timedelta(seconds=self.opt.lease), roles=("port",))
             if not ports:

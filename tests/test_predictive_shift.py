@@ -19,6 +19,7 @@ def _load(name: str):
         sys.path.insert(0, str(BENCH))  # the benchmarks import their `common` helper
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
