@@ -24,7 +24,6 @@ import datetime as dt
 import itertools
 import json
 import logging
-import os
 import sys
 import tempfile
 import time

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from dialer import pacing
-from dialer.sim.model import Workload, draw_fate, draw_pickup, draw_talk, draw_wrap_up
+from dialer.sim.model import Workload, draw_fate, draw_pickup, draw_wrap_up
 
 ABANDON_AFTER = 2.0
 #: what the worker sees of an agent's state (picking up counts as on the call)

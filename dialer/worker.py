@@ -54,7 +54,7 @@ from dialer.clock import Clock
 from dialer.cti import protocol as p
 from dialer.cti.client import Seat, SeatLost, SeatRestored, exponential_backoff
 from dialer.errors import CTIError, DialerError, LocalProtocolError
-from dialer.outcomes import FINAL_OUTCOMES, CallTracker, Event, State, decide_retry
+from dialer.outcomes import CallTracker, Event, State, decide_retry
 from dialer.store import calls as db
 from dialer.store.models import Campaign, Contact
 from dialer.store.repo import AgentRow, window_of
@@ -186,7 +186,6 @@ class Stats:
     dials: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     free_to_dial: list[float] = field(default_factory=list)  # real seconds, for the benchmark
-    paced: int = 0  # calls the pacer asked for
 
 
 class Worker:
@@ -854,20 +853,19 @@ class Worker:
             return sorted(active, key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
 
         work = []
-        for queue, runs in free.items():
-            active = by_priority([c for c in self.campaigns if c.queue == queue and c.status == "active"])
+        for qname, runs in free.items():
+            active = by_priority([c for c in self.campaigns if c.queue == qname and c.status == "active"])
             if active:
                 work.append((active, [r.info.extension for r in runs]))
-        for queue in self.predictive:
-            self._serve(queue)
-            idle_ports = ports.get(queue, [])
+        for qname in self.predictive:
+            self._serve(qname)
+            idle_ports = ports.get(qname, [])
             if not idle_ports:
                 continue
-            n = min(self._pace(queue, now), len(idle_ports))
-            active = by_priority([c for c in self.campaigns if c.queue == queue and c.status == "active"
+            n = min(self._pace(qname, now), len(idle_ports))
+            active = by_priority([c for c in self.campaigns if c.queue == qname and c.status == "active"
                                   and c.mode == "predictive"])
             if n > 0 and active:
-                self.stats.paced += n
                 work.append((active, [r.info.extension for r in idle_ports[:n]]))
         if not work or self.draining:
             return
@@ -992,15 +990,15 @@ class Worker:
         by_queue: dict[str, list[SeatRun]] = {}
         for run in self.seats.values():
             by_queue.setdefault(run.info.queue, []).append(run)
-        for queue, runs in by_queue.items():
+        for qname, runs in by_queue.items():
             asker = next((r for r in runs if r.logged_in and not r.is_port), None)
             if asker is None or self.draining:
                 continue
             asked = asyncio.get_running_loop().time()
             try:
-                records = await asker.seat.extension_list(p.ExtensionListType.AGENT_IDLE, queue=queue)
+                records = await asker.seat.extension_list(p.ExtensionListType.AGENT_IDLE, queue=qname)
             except CTIError as exc:
-                log.warning("agent state refresh for queue %s failed: %s", queue, exc)
+                log.warning("agent state refresh for queue %s failed: %s", qname, exc)
                 continue
             idle = {r.exten for r in records}
             for run in runs:

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+
 from sqlalchemy.orm import Session
 
 from dialer import pacing
