@@ -141,10 +141,13 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     cap = math.floor(cfg.max_calls_per_agent * len(logged_in)) - in_flight
     if cap <= 0:
         return 0
+    # one call in flight per ready agent can never be abandoned (each answer finds the agent it
+    # was placed for): never fewer than that
+    floor = max(0, min(cap, ready - in_flight - snap.waiting))
     if not est.ready or len(est.busy_times) < WARMUP_SPELLS_PER_AGENT * len(logged_in):
         # progressive until the estimates mean something: early in a shift only the short
         # spells have ended, so the spell lengths seen so far are too short
-        return max(0, min(cap, ready - in_flight - snap.waiting))
+        return floor
     p = max(est.p_answer, 1e-3)
     z = _margin(snap, cfg)
     br = bisect.bisect_right
@@ -222,9 +225,9 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
         while n < best and demand + (n + 1) * m + z * math.sqrt(var + (n + 1) * m * (1 - m)) <= supply:
             n += 1
         best = min(best, n)
-        if best == 0:
+        if best <= floor:
             break
-    return best
+    return max(best, floor)
 
 
 def _margin(snap: Snapshot, cfg: PacerConfig) -> float:

@@ -99,3 +99,14 @@ def test_old_calls_in_flight_are_worth_less() -> None:
 def test_config_target_zero_and_margin() -> None:
     assert pacing._margin(Snapshot(agents=[], calls_in_flight=[], abandoned_today=0, live_today=0), PacerConfig()) \
         == PacerConfig().base_z
+
+
+def test_never_fewer_calls_than_ready_agents_without_a_call() -> None:
+    """One call in flight per ready agent cannot be abandoned: however hot the day, the pacer
+    keeps at least that (it is what lifts it above progressive for small teams)."""
+    est = trained()
+    agents = [READY] * 4 + [busy(20)] * 4
+    hot = Snapshot(agents=agents, calls_in_flight=[3.0], abandoned_today=40, live_today=400)
+    assert pacing._margin(hot, PacerConfig()) > 5  # careful: the margin alone would place nothing
+    assert decide(hot, est) == 3  # 4 ready agents, 1 call in flight
+    assert decide(Snapshot(agents=agents, calls_in_flight=[3.0] * 4, abandoned_today=40, live_today=400), est) == 0
