@@ -32,8 +32,8 @@ async def start_sim(scenario: dict) -> Simulator:
     return sim
 
 
-async def run_worker(engine, sim: Simulator, *, seconds: float, **opts) -> Worker:
-    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", clock=Clock(scale=SCALE, origin=WED_10),
+async def run_worker(engine, sim: Simulator, *, seconds: float, start: dt.datetime = WED_10, **opts) -> Worker:
+    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", clock=Clock(scale=SCALE, origin=start),
                             cti_heartbeat=0, backoff=fast_backoff, drain_timeout=2.0, **opts)
     worker = Worker(engine, options, handle_signals=False)
     task = asyncio.create_task(worker.run())
@@ -139,6 +139,20 @@ async def test_no_agent_logged_in_places_no_call(engine) -> None:
     finally:
         await sim.stop()
     assert worker.stats.dials == 0 and sim.call_log == []
+
+
+async def test_window_about_to_close_places_no_call(engine) -> None:
+    """Ten seconds before the window closes a call could still be ringing when it does: the
+    pacer places nothing (the same list is dialled once the window is open for longer)."""
+    sim = await start_sim({"agents": [{"extension": "601"}, *PORTS]})
+    setup_predictive(engine, ["13800138000"], ["601"], ["801"], window="09:00-10:00", days="mon-sun")
+    try:
+        late = await run_worker(engine, sim, seconds=15 * SCALE, start=WED_10 - dt.timedelta(seconds=10))
+        assert late.stats.dials == 0 and sim.call_log == []
+        early = await run_worker(engine, sim, seconds=15 * SCALE, start=WED_10 - dt.timedelta(minutes=4))
+        assert early.stats.dials == 1
+    finally:
+        await sim.stop()
 
 
 async def test_predictive_needs_ports_and_an_abandon_message(engine) -> None:
