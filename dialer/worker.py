@@ -289,8 +289,15 @@ class Worker:
             if silent:
                 raise WorkerError(f"predictive campaign(s) {', '.join(silent)} have no abandon message: an answered "
                                   "call no agent can take must hear one (dialer campaign update NAME --abandon-ivr NODE)")
-            ports = await self._call(db.lease_seats, self.opt.worker_id, predictive, now,
-                                     dt.timedelta(seconds=self.opt.lease), roles=("port",))
+            ports = []
+            for qname in predictive:  # enough ports for the most calls the pacer may have up
+                agents = sum(1 for i in infos if i.queue == qname)
+                per_agent = max(c.max_calls_per_agent for c in self.campaigns
+                                if c.queue == qname and c.mode == "predictive")
+                ports += await self._call(db.lease_seats, self.opt.worker_id, [qname], now,
+                                          dt.timedelta(seconds=self.opt.lease), roles=("port",),
+                                          limit=max(1, math.ceil(per_agent * agents)))
+            ports = list({x.extension: x for x in ports}.values())  # each lease returns all this worker holds
             if not ports:
                 raise WorkerError(f"predictive dialing needs dialer ports in queue(s) {', '.join(predictive)} "
                                   "(dialer agents add --role port)")
@@ -667,13 +674,13 @@ class Worker:
         if call is None:
             return mine
         other = call.agent
+        run.handling, call.agent = call, run
         if other is not None and other is not run:
             other.handling = mine  # swap: the agent we had reserved takes this one's reservation
             if mine is not None:
                 mine.agent = other
             else:
-                self._mark_free(other)
-        run.handling, call.agent = call, run
+                self._mark_free(other)  # (after `run` is taken: it must not be handed another call)
         return call
 
     def _agent_call_over(self, run: SeatRun, call: ActiveCall, now: dt.datetime, why: str) -> None:

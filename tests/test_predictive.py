@@ -242,3 +242,44 @@ def repo_engine(url: str):
     from dialer.store.engine import make_engine
 
     return make_engine(url)
+
+
+async def test_queue_handover_moves_the_reservation_to_the_agent_the_queue_picked() -> None:
+    """With transferQueue the server picks the agent: when it rings another agent than the one
+    reserved, the reservations swap (or the reserved one is freed), and the freed agent is never
+    handed a call meant for the one now taken."""
+    from dialer.cti.client import Seat
+    from dialer.outcomes import CallTracker
+    from dialer.worker import ActiveCall, PredictiveQueue, SeatRun
+
+    worker = Worker(None, WorkerOptions(clock=Clock(scale=SCALE, origin=WED_10)), handle_signals=False)  # type: ignore[arg-type]
+    try:
+        runs = {}
+        for ext in ("601", "602"):
+            runs[ext] = SeatRun(repo.AgentRow(f"1{ext}", ext, ext, "kefu"), Seat(name=ext), logged_in=True,
+                                server_idle=True)
+        worker.seats = runs
+        worker.predictive = {"kefu": PredictiveQueue("kefu")}
+        x, y = runs["601"], runs["602"]
+
+        def call(callid: str, agent: SeatRun | None) -> ActiveCall:
+            c = ActiveCall(1, Contact(phone="+8613800138000"), None, CallTracker(started=WED_10),  # type: ignore[arg-type]
+                           phase="transferring", queue="kefu", agent=agent)
+            c.tracker.callid = callid
+            if agent is not None:
+                agent.handling = c
+            return c
+
+        c1 = call("c1", y)  # reserved 602; the queue rings 601
+        assert worker._bind(x, "c1") is c1
+        assert (x.handling, c1.agent, y.handling) == (c1, x, None)
+        assert y.dialable(worker.clock.now()) and not x.dialable(worker.clock.now())
+
+        x.handling = None
+        c2, c3 = call("c2", x), call("c3", y)  # each reserved; the queue swaps them
+        assert worker._bind(y, "c2") is c2
+        assert (y.handling, c2.agent, x.handling, c3.agent) == (c2, y, c3, x)
+        assert worker._bind(x, "c3") is c3  # already bound: nothing moves
+        assert worker._bind(x, "") is c3  # no callid: the seat's own
+    finally:
+        worker._db.shutdown()
