@@ -62,6 +62,7 @@ class Agent:
     state: str = "ready"  # ready | pickup | talk | wrap | dialling (progressive)
     since: float = 0.0
     bridged: float = -1.0
+    free_at: float = -1.0  # when a talking or wrapping agent will be free (for the oracle)
 
 
 @dataclass
@@ -181,7 +182,9 @@ class Sim:
             wrap = draw_wrap_up(self.rng, self.w)
             self.at(self.now + call.talk, "wrap", (agent, wrap))
         else:  # a machine: a short call, no wrap-up
+            wrap = 0.0
             self.at(self.now + call.talk, "wrap", (agent, 0.0))
+        agent.free_at = self.now + call.talk + wrap
 
     def on_wrap(self, payload: tuple[Agent, float]) -> None:
         agent, wrap = payload
@@ -256,9 +259,13 @@ class Sim:
             soon = _soon(est.busy_times, self.now, self.agents, 12.0)
             target = self.param * (ready + soon) / max(est.p_answer, 1e-3)
             self.place(max(0, math.floor(target) - len(self.flight)))
-        elif p == "ours":
+        elif p in ("ours", "oracle"):
+            # the oracle is our pacer told when each talking or wrapping agent will be free: a
+            # bound on what better predictions of the agents could give (not in the default table)
+            oracle = p == "oracle"
             snap = pacing.Snapshot(
-                agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since))
+                agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since),
+                                          a.free_at - self.now if oracle and a.state in ("talk", "wrap") else None)
                         for a in self.agents],
                 calls_in_flight=[self.now - c.placed for c in self.flight.values()],
                 waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
@@ -392,7 +399,7 @@ def main() -> None:
                 elif policy == "lookahead":
                     param, results = calibrate(pool, "lookahead", n, seeds, 0.3, 1.5, opts, a.target, a.calibration_steps)
                 else:
-                    param = a.z if policy == "ours" else 1.0
+                    param = a.z if policy in ("ours", "oracle") else 1.0
                     results = run_many(pool, policy, n, seeds, param, opts)
                 rows.append(summarise(results, param))
     w = Workload(**opts["workload"])

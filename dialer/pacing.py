@@ -92,6 +92,9 @@ class AgentState:
 
     state: str
     seconds_in_state: float = 0.0
+    #: seconds until the agent is free, when known for certain (benchmarks: the oracle bound of
+    #: what predicting agents can give); None: predicted from the estimates
+    free_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +165,10 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     # a few quantiles of the wrap-ups (a talk with no wrap-up, a machine's, ends the spell)
     split = cfg.split_talk and use_wrap and nt + ns >= MIN_SAMPLES
     wq = [wt[int(f * (nw - 1))] for f in WRAP_QUANTILES] if split else []
+    known = sorted(a.free_in for a in logged_in if a.free_in is not None and a.state in ("busy", "wrap"))
     busy, talking = [], []
     for a in logged_in:
-        if a.state != "busy":
+        if a.state != "busy" or a.free_in is not None:
             continue
         e = a.seconds_in_state
         if split:
@@ -180,7 +184,7 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     sure = float(ready)  # agents certain to be free by any t
     wrapping = []
     for a in logged_in:
-        if a.state == "wrap":
+        if a.state == "wrap" and a.free_in is None:
             # the wrap-up is far more predictable than a talk: it has its own distribution
             i = br(wt, a.seconds_in_state) if use_wrap else nw
             if not use_wrap or i >= nw:
@@ -199,7 +203,7 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
         m = p * br(rt, t) / nr  # what one new call adds to the answers expected by t
         if m <= 0:
             continue
-        supply, var = sure, 0.0
+        supply, var = sure + br(known, t), 0.0
         for elapsed, i, inv in busy:
             q = (br(bt, elapsed + t) - i) * inv
             supply += q

@@ -110,3 +110,14 @@ def test_never_fewer_calls_than_ready_agents_without_a_call() -> None:
     assert pacing._margin(hot, PacerConfig()) > 5  # careful: the margin alone would place nothing
     assert decide(hot, est) == 3  # 4 ready agents, 1 call in flight
     assert decide(Snapshot(agents=agents, calls_in_flight=[3.0] * 4, abandoned_today=40, live_today=400), est) == 0
+
+
+def test_known_free_times_count_as_certain_supply() -> None:
+    """An agent whose free time is known (the benchmark's oracle) counts fully once it is free
+    and not before; ten seconds away it is worth more than a predicted one just started."""
+    est = trained()
+    soon = [AgentState("wrap", 15.0, free_in=1.0)] * 10
+    late = [AgentState("busy", 1.0, free_in=300.0)] * 10
+    assert decide(Snapshot(agents=soon, calls_in_flight=[]), est) > decide(Snapshot(agents=[busy(1.0)] * 10,
+                                                                                  calls_in_flight=[]), est)
+    assert decide(Snapshot(agents=late, calls_in_flight=[]), est) == 0
