@@ -19,7 +19,21 @@ def render(worker: Worker) -> str:
         "# TYPE dialer_outcomes_total counter",
     ]
     lines += [f'dialer_outcomes_total{{outcome="{k}"}} {v}' for k, v in sorted(worker.stats.outcomes.items())]
+    if worker.predictive:
+        lines.append(f'dialer_seats{{state="ports"}} {sum(1 for s in worker.seats.values() if s.is_port)}')
+        lines.append("# TYPE dialer_callers_waiting gauge")
+        lines += [f'dialer_callers_waiting{{queue="{_label(q)}"}} {len(pq.waiting)}'
+                  for q, pq in sorted(worker.predictive.items())]
+        lines.append("# TYPE dialer_abandon_rate gauge")  # abandoned / live answers (FCC, Ofcom)
+        for c, n in worker.abandonment():
+            for window, ab, live in (("24h", n.abandoned_day, n.live_day), ("30d", n.abandoned_30d, n.live_30d)):
+                rate = ab / live if live else 0.0
+                lines.append(f'dialer_abandon_rate{{campaign="{_label(c.name)}",window="{window}"}} {rate:.5f}')
     return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 async def serve_metrics(worker: Worker, port: int, host: str = "127.0.0.1") -> asyncio.base_events.Server:

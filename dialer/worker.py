@@ -787,6 +787,20 @@ class Worker:
             return
         self._counts, self._counted, self._counts_at = counts, {}, now
 
+    def abandonment(self) -> list[tuple[Campaign, db.AbandonCounts]]:
+        """Each predictive campaign's abandoned calls and live answers over the last 24 hours
+        and 30 days, as the pacer sees them (the database's, refreshed each minute, plus this
+        worker's own since)."""
+        out = []
+        for c in self.campaigns:
+            if c.mode != "predictive":
+                continue
+            base = self._counts.get(c.id, db.AbandonCounts())
+            ab, live = self._counted.get(c.id, [0, 0])
+            out.append((c, db.AbandonCounts(base.abandoned_day + ab, base.live_day + live,
+                                            base.abandoned_30d + ab, base.live_30d + live)))
+        return out
+
     def _pace(self, queue: str, now: dt.datetime) -> int:
         """How many calls the queue's pacer wants placed now."""
         q = self.predictive[queue]
@@ -809,13 +823,10 @@ class Worker:
         flight = [(now - (r.call.dialled_at or r.call.tracker.started)).total_seconds() for r in self.seats.values()
                   if r.is_port and r.info.queue == queue and r.call is not None and r.call.phase == "dialling"]
         ab1 = live1 = ab30 = live30 = 0
-        for c in campaigns:
-            base = self._counts.get(c.id, db.AbandonCounts())
-            extra = self._counted.get(c.id, [0, 0])
-            ab1 += base.abandoned_day + extra[0]
-            live1 += base.live_day + extra[1]
-            ab30 += base.abandoned_30d + extra[0]
-            live30 += base.live_30d + extra[1]
+        for c, n in self.abandonment():
+            if c in campaigns:
+                ab1, live1 = ab1 + n.abandoned_day, live1 + n.live_day
+                ab30, live30 = ab30 + n.abandoned_30d, live30 + n.live_30d
         closing = all(not self._open_at(c, now + dt.timedelta(seconds=max(c.ring_timeout, 15))) for c in campaigns)
         cfg = pacing.PacerConfig(target=min(c.abandon_target for c in campaigns),
                                  max_calls_per_agent=min(c.max_calls_per_agent for c in campaigns))

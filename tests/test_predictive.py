@@ -109,6 +109,12 @@ async def test_two_answers_one_free_agent(engine, handover) -> None:
     assert pending[0].last_outcome == "abandoned"
     assert pending[0].next_attempt_at - lost.ended_at >= dt.timedelta(hours=72)
     assert worker.stats.outcomes == {"answered": 1, "abandoned": 1}
+    from dialer.metrics import render
+
+    metrics = render(worker)  # one abandoned of two live answers
+    assert 'dialer_abandon_rate{campaign="c",window="24h"} 0.50000' in metrics
+    assert 'dialer_abandon_rate{campaign="c",window="30d"} 0.50000' in metrics
+    assert 'dialer_callers_waiting{queue="kefu"} 0' in metrics and 'dialer_seats{state="ports"} 2' in metrics
 
 
 async def test_agent_freeing_up_inside_two_seconds_takes_the_waiting_call(engine) -> None:
