@@ -289,3 +289,51 @@ async def test_queue_handover_moves_the_reservation_to_the_agent_the_queue_picke
         assert worker._bind(x, "") is c3  # no callid: the seat's own
     finally:
         worker._db.shutdown()
+
+
+async def test_refused_transfer_goes_to_another_agent_or_the_message() -> None:
+    """The server refuses a transfer (the agent was not free after all): the reservation is
+    dropped, the caller waits again and goes to the next free agent; with no time left, to the
+    abandon message."""
+    from unittest.mock import AsyncMock
+
+    from dialer.cti.client import Seat
+    from dialer.outcomes import CallTracker
+    from dialer.store.models import Campaign
+    from dialer.worker import ActiveCall, PredictiveQueue, SeatRun
+
+    worker = Worker(None, WorkerOptions(clock=Clock(scale=SCALE, origin=WED_10)), handle_signals=False)  # type: ignore[arg-type]
+    written = []
+    worker._predictive_outcome = lambda call, outcome, now, **kw: written.append((outcome, kw))  # type: ignore[method-assign]
+    try:
+        def seat(ext: str, role: str = "agent") -> SeatRun:
+            run = SeatRun(repo.AgentRow(f"1{ext}", ext, ext, "kefu", role=role), Seat(name=ext), logged_in=True,
+                          server_idle=True)
+            run.seat.transfer = AsyncMock()  # type: ignore[method-assign]
+            run.seat.transfer_ivr = AsyncMock()  # type: ignore[method-assign]
+            return run
+
+        x, y, port = seat("601"), seat("602"), seat("801", "port")
+        worker.seats = {"601": x, "602": y, "801": port}
+        worker.predictive = {"kefu": PredictiveQueue("kefu")}
+        campaign = Campaign(name="c", handover="agent", abandon_ivr=NODE)
+        now = worker.clock.now()
+        call = ActiveCall(1, Contact(phone="+8613800138000"), campaign, CallTracker(started=now), queue="kefu",
+                          port=port)
+        call.tracker.answered_at = now
+        port.call = call
+        worker._hand(call, x)
+        await asyncio.sleep(0)
+        port.seat.transfer.assert_awaited_with("601")
+        worker._transfer_failed(call, "分机601不可用", now)  # as the command response says
+        assert (x.handling, y.handling, call.agent, call.phase) == (None, call, y, "transferring")
+        assert not x.dialable(now)  # until the server reports it idle again
+        await asyncio.sleep(0)
+        port.seat.transfer.assert_awaited_with("602")
+        worker._transfer_failed(call, "分机602不可用", now + dt.timedelta(seconds=1.8))  # no time left
+        await asyncio.sleep(0)
+        assert call.phase == "ivr" and y.handling is None
+        port.seat.transfer_ivr.assert_awaited_with(NODE)
+        assert [o for o, _ in written] == ["abandoned"] and NODE in written[0][1]["detail"]
+    finally:
+        worker._db.shutdown()
