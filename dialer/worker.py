@@ -358,10 +358,8 @@ class Worker:
         if isinstance(msg, SeatLost):
             run.logged_in, run.server_idle = False, False
             log.warning("seat %s lost: %s", extension, msg.reason)
-            if run.call is not None and run.call.phase != "dialling":
-                self._port_line_gone(run, run.call, now, "the port's socket was lost")
-            elif run.call is not None:
-                self._ended(run, run.call.tracker.expire(Event.LOST, now))
+            if run.call is not None:
+                self._lost(run, now, "the port's socket was lost")
             if run.handling is not None:
                 self._agent_call_over(run, run.handling, now, "the agent's socket was lost")
             return
@@ -478,6 +476,14 @@ class Worker:
                 asyncio.get_running_loop().create_task(self._hangup(run))
         elif isinstance(msg, p.Hangup) and (not msg.callid or not call.tracker.callid or msg.callid == call.tracker.callid):
             self._port_line_gone(run, call, now, "the customer hung up while waiting for an agent")
+
+    def _lost(self, run: SeatRun, now: dt.datetime, why: str) -> None:
+        """The seat's call can no longer be followed (socket lost, worker stopping)."""
+        assert run.call is not None
+        if run.call.phase == "dialling":
+            self._ended(run, run.call.tracker.expire(Event.LOST, now))
+        else:  # a port's answered call
+            self._port_line_gone(run, run.call, now, why)
 
     def _port_line_gone(self, run: SeatRun, call: ActiveCall, now: dt.datetime, why: str) -> None:
         """The port's leg of an answered call is over: handed on (transfer, IVR) or dropped."""
@@ -707,12 +713,7 @@ class Worker:
         else:
             self._predictive_outcome(call, "abandoned", now, agent=run,
                                      detail=why or "the agent did not pick up the transferred call")
-            run.misses += 1
-            if run.misses >= MISSES_BEFORE_PARK and not run.parked:
-                run.parked = True
-                log.warning("seat %s (%s): %d transferred calls in a row not picked up; set busy (%s)",
-                            run.info.extension, run.info.name, run.misses, PARK_REASON)
-                asyncio.get_running_loop().create_task(self._send_busy(run))
+            self._missed(run, "transferred calls")
             self._mark_free(run)
 
     async def _send_busy(self, run: SeatRun) -> None:
@@ -755,21 +756,9 @@ class Worker:
         task.add_done_callback(self._finishing.discard)
 
     async def _write_outcome(self, call: ActiveCall, end: db.AttemptEnd) -> None:
-        contact, campaign = call.contact, call.campaign
-        assert end.ended_at is not None
-        retry = decide_retry(end.outcome, attempts=contact.attempts, free_misses=contact.free_misses,  # type: ignore[arg-type]
-                             max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
-                             window=window_of(campaign, contact.timezone), now=end.ended_at)
-        self.stats.outcomes[end.outcome] = self.stats.outcomes.get(end.outcome, 0) + 1
-        try:
-            await self._call(db.finish_attempt, call.attempt_id, contact.id, end, retry)
-        except DBAPIError as exc:
-            log.error("attempt %s (%s): outcome %s NOT recorded: %s; it will be marked interrupted at the "
-                      "next start", call.attempt_id, contact.phone, end.outcome, exc)
-        log.info("%s %s → %s (%s) %s", campaign.name, contact.phone, end.outcome, retry.status, end.detail)
-        if self.opt.on_progress:
-            self.opt.on_progress(self)
-        self._wake.set()
+        status = await self._store(call, end)
+        log.info("%s %s → %s (%s) %s", call.campaign.name, call.contact.phone, end.outcome, status, end.detail)
+        self._progress()
 
     def _count(self, campaign_id: int, *, abandoned: int = 0, live: int = 0) -> None:
         c = self._counted.setdefault(campaign_id, [0, 0])
@@ -929,49 +918,60 @@ class Worker:
         t = call.tracker
         outcome = t.outcome
         now = t.ended_at or self.clock.now()
-        contact, campaign = call.contact, call.campaign
-        retry = decide_retry(outcome, attempts=contact.attempts, free_misses=contact.free_misses,
-                             max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
-                             window=window_of(campaign, contact.timezone), now=now)
         end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
                             t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, t.detail,
                             bridged_at=t.answered_at)  # click-to-dial: the agent is on the line already
-        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        status = await self._store(call, end)
+        log.info("seat %s: %s %s → %s (%s)", run.info.extension, call.campaign.name, call.contact.phone, outcome,
+                 status)
+        if run.is_port:  # a predictive call that never reached a customer
+            if call.queue in self.predictive and outcome not in ("agent_no_answer", "interrupted"):
+                self.predictive[call.queue].est.observe_dial_end(False, None)
+            self._progress()
+            return
+        if outcome == "agent_no_answer":
+            self._missed(run, "dials")
+        elif outcome != "interrupted":
+            run.misses = 0
+        wrap_up = call.campaign.wrap_up
+        if outcome == "answered" and wrap_up > 0:
+            run.wrap_until = now + dt.timedelta(seconds=wrap_up)
+            run.wrap_timer = asyncio.get_running_loop().call_later(
+                self._real(wrap_up), lambda: asyncio.ensure_future(self._free(run)))
+        else:
+            run.wrap_until = None
+            await self._free(run)
+        self._progress()
+
+    async def _store(self, call: ActiveCall, end: db.AttemptEnd) -> str:
+        """Write a call's outcome and what it means for its contact; the contact's new status."""
+        contact, campaign = call.contact, call.campaign
+        assert end.ended_at is not None
+        retry = decide_retry(end.outcome, attempts=contact.attempts, free_misses=contact.free_misses,  # type: ignore[arg-type]
+                             max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
+                             window=window_of(campaign, contact.timezone), now=end.ended_at)
+        self.stats.outcomes[end.outcome] = self.stats.outcomes.get(end.outcome, 0) + 1
         try:
             await self._call(db.finish_attempt, call.attempt_id, contact.id, end, retry)
         except DBAPIError as exc:
             log.error("attempt %s (%s): outcome %s NOT recorded: %s; it will be marked interrupted at the "
-                      "next start", call.attempt_id, contact.phone, outcome, exc)
-        log.info("seat %s: %s %s → %s (%s)", run.info.extension, campaign.name, contact.phone, outcome, retry.status)
-        if run.is_port:  # a predictive call that never reached a customer
-            if call.queue in self.predictive and outcome not in ("agent_no_answer", "interrupted"):
-                self.predictive[call.queue].est.observe_dial_end(False, None)
-            if self.opt.on_progress:
-                self.opt.on_progress(self)
-            self._wake.set()
-            return
-        if outcome == "agent_no_answer":
-            run.misses += 1
-            if run.misses >= MISSES_BEFORE_PARK and not run.parked:
-                run.parked = True
-                log.warning("seat %s (%s): %d dials in a row not picked up; set busy (%s) until the agent frees it",
-                            run.info.extension, run.info.name, run.misses, PARK_REASON)
-                try:
-                    await run.seat.busy(PARK_REASON)
-                except CTIError as exc:
-                    log.warning("seat %s: busy not sent: %s", run.info.extension, exc)
-        elif outcome != "interrupted":
-            run.misses = 0
-        if outcome == "answered" and campaign.wrap_up > 0:
-            run.wrap_until = now + dt.timedelta(seconds=campaign.wrap_up)
-            run.wrap_timer = asyncio.get_running_loop().call_later(
-                self._real(campaign.wrap_up), lambda: asyncio.ensure_future(self._free(run)))
-        else:
-            run.wrap_until = None
-            await self._free(run)
+                      "next start", call.attempt_id, contact.phone, end.outcome, exc)
+        return retry.status
+
+    def _progress(self) -> None:
         if self.opt.on_progress:
             self.opt.on_progress(self)
         self._wake.set()
+
+    def _missed(self, run: SeatRun, what: str) -> None:
+        """The agent did not pick up: after `MISSES_BEFORE_PARK` in a row the seat is set busy
+        until the agent frees it."""
+        run.misses += 1
+        if run.misses >= MISSES_BEFORE_PARK and not run.parked:
+            run.parked = True
+            log.warning("seat %s (%s): %d %s in a row not picked up; set busy (%s) until the agent frees it",
+                        run.info.extension, run.info.name, run.misses, what, PARK_REASON)
+            asyncio.get_running_loop().create_task(self._send_busy(run))
 
     async def _free(self, run: SeatRun) -> None:
         """End the seat's after-call work (ours, and the server's 话后 if it set one)."""
@@ -1036,7 +1036,7 @@ class Worker:
         self.campaigns = fresh  # the same campaigns, by name, with their current settings and status
         now = self.clock.now()
         for c in self.campaigns:
-            is_open = window_of(c).is_open(now) or any(window_of(c, tz).is_open(now) for tz in c.contact_timezones)
+            is_open = self._open_at(c, now)
             if self._window_open.get(c.id) != is_open:
                 log.info("campaign %s: calling window %s", c.name, "open" if is_open else "closed")
                 self._window_open[c.id] = is_open
@@ -1097,10 +1097,8 @@ class Worker:
                 await asyncio.sleep(0.02)
             now = self.clock.now()
             for run in self.seats.values():
-                if run.call is not None and run.call.phase != "dialling":
-                    self._port_line_gone(run, run.call, now, "hung up at shutdown")
-                elif run.call is not None:
-                    self._ended(run, run.call.tracker.expire(Event.LOST, now))
+                if run.call is not None:
+                    self._lost(run, now, "hung up at shutdown")
                 if run.handling is not None:
                     self._agent_call_over(run, run.handling, now, "hung up at shutdown")
         if self._finishing:
