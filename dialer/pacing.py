@@ -3,20 +3,21 @@
 Theory of operation
 -------------------
 In predictive mode calls go out on dialer ports ahead of the agents; an answered call must reach
-an agent within 2 s or it is abandoned. The pacer keeps the number of calls in flight such that
-the answers it expects over the next seconds match the agents it expects to be free then, with a
-safety margin steered by the abandonment measured so far:
+an agent within 2 s or it is abandoned. For each point t of `GRID` (2 to 19 s ahead) the pacer
+compares the answers it expects by t with the agents it expects free by t:
 
-* every call in flight is worth P(it will still be answered | it has rung `age` seconds), from the
-  running distribution of ring times of answered calls and the running answer probability;
-* every agent is worth P(free within the look-ahead horizon | state and time in it), from the
-  running distributions of talk and wrap-up times (a ready agent is worth 1);
-* calls to place = ⌊(k · expected free agents − expected answers) / p̂⌋, where k (≤ 1 + slack)
-  shrinks as the abandonment rate approaches the target over the day (Ofcom) and over 30 days
-  (FCC), counting live answers only;
-* it starts as progressive (one call per ready agent, no look-ahead) until it has enough samples,
-  never places more than `max_calls_per_agent` per agent, and places nothing when no agent is
-  logged in or the window is closing.
+* answers: the callers waiting, each call in flight by P(answered within t | unanswered after
+  `age` s), each new call by p̂ · P(ring ≤ t) — from the running answer rate and ring times;
+* agents: ready ones fully; one in after-call work by the distribution of after-call work given
+  how long it has lasted; one talking by the talks that lasted longer than its present one, each
+  followed by after-call work (five quantiles) unless it was a machine's;
+
+and places the largest n that keeps, at every t, answers + z standard deviations ≤ agents. The
+margin z is `base_z` at the setpoint and grows with the abandonment measured over the last 24
+hours (Ofcom) and 30 days (FCC), live answers only. It starts as progressive (one call per ready
+agent) until it has enough samples, never places fewer calls than that (they cannot be
+abandoned), never more than `max_calls_per_agent` per logged-in agent, and nothing when no agent
+is logged in or the window is closing. docs/pacing.md has the details and the measurements.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ class Estimates:
     talk_times: list[float] = field(default_factory=list)  # talks followed by a wrap-up, sorted
     short_times: list[float] = field(default_factory=list)  # talks with no wrap-up (machines), sorted
     window: int = 2000  # keep at most this many samples of each
-    _order: dict[int, deque[float]] = field(default_factory=dict, repr=False)
+    _order: dict[str, deque[float]] = field(default_factory=dict, repr=False)  # each list's arrivals
 
-    def _add(self, values: list[float], x: float) -> None:
+    def _add(self, name: str, x: float) -> None:
+        values: list[float] = getattr(self, name)
         bisect.insort(values, x)
-        order = self._order.setdefault(id(values), deque())
+        order = self._order.setdefault(name, deque())
         order.append(x)
         if len(order) > self.window:  # the oldest goes: the estimates follow the day
             del values[bisect.bisect_left(values, order.popleft())]
@@ -61,20 +63,20 @@ class Estimates:
         if answered:
             self.answers += 1
             if ring is not None:
-                self._add(self.ring_times, ring)
+                self._add("ring_times", ring)
 
     def observe_agent_busy(self, seconds: float) -> None:
         """A finished spell: from the bridge to the agent being free again."""
-        self._add(self.busy_times, seconds)
+        self._add("busy_times", seconds)
 
     def observe_wrap(self, seconds: float) -> None:
         """A finished after-call work (the worker sees it start at the hangup)."""
-        self._add(self.wrap_times, seconds)
+        self._add("wrap_times", seconds)
 
     def observe_talk(self, seconds: float, wrapped: bool) -> None:
         """A finished talk, from the bridge to the hangup, and whether after-call work followed
         (none after an answering machine)."""
-        self._add(self.talk_times if wrapped else self.short_times, seconds)
+        self._add("talk_times" if wrapped else "short_times", seconds)
 
     @property
     def p_answer(self) -> float:
@@ -113,7 +115,6 @@ class Snapshot:
 class PacerConfig:
     target: float = 0.03  # abandoned / live answers
     max_calls_per_agent: float = 3.0
-    horizon: float = 12.0  # seconds looked ahead (the look-ahead baseline's single horizon)
     base_z: float = 1.75  # safety margin in standard deviations at the setpoint
     z_gain: float = 4.0  # how fast the margin grows with the abandonment's excess over the setpoint
     setpoint: float = 0.75  # aim at this share of the target
