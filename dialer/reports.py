@@ -4,12 +4,15 @@ prints as a table, CSV or JSON; times are ISO 8601 with their offset."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
+from dialer.outcomes import FINAL_OUTCOMES
+from dialer.store.calls import ABANDONED, LIVE
 from dialer.store.models import CONTACT_STATUSES, OUTCOMES, Attempt, Campaign, Contact
 
 REPORTS = ("summary", "outcomes", "agents", "hourly", "attempts")
@@ -63,15 +66,17 @@ def _summary(s: Session, campaign: str | None, since: Any, until: Any) -> list[d
                      None, since, until).group_by(Attempt.outcome)
         outcomes = {o: (n, talk) for o, n, talk in s.execute(q).all()}
         attempts = sum(n for n, _ in outcomes.values())
-        late = outcomes.get("answered_late", (0, 0))[0]  # reached an agent, after 2 s: both columns
-        answered = outcomes.get("answered", (0, 0))[0] + late
-        abandoned = outcomes.get("abandoned", (0, 0))[0] + late
+        def count(names: Iterable[str]) -> int:
+            return sum(outcomes.get(o, (0, 0))[0] for o in names)
+
+        # answered_late reached an agent, after 2 s: in both columns
+        answered, abandoned, live = count(FINAL_OUTCOMES), count(ABANDONED), count(LIVE)
         talk = float(sum(t for _, t in outcomes.values()))
         out.append({
             "campaign": c.name, "status": c.status, "contacts": sum(by_status.values()),
             **{st: by_status.get(st, 0) for st in CONTACT_STATUSES},
             "attempts": attempts, "answered": answered, "answer_rate": _rate(answered, attempts),
-            "abandoned": abandoned, "abandon_rate": _rate(abandoned, answered - late + abandoned),
+            "abandoned": abandoned, "abandon_rate": _rate(abandoned, live),
             "talk_minutes": round(talk / 60, 1), "mean_talk_seconds": round(talk / answered, 1) if answered else None,
         })
     return out
@@ -90,7 +95,7 @@ def _outcomes(s: Session, campaign: str | None, since: Any, until: Any) -> list[
 
 
 def _agents(s: Session, campaign: str | None, since: Any, until: Any) -> list[dict[str, Any]]:
-    answered = func.sum(case((Attempt.outcome.in_(["answered", "answered_late"]), 1), else_=0))
+    answered = func.sum(case((Attempt.outcome.in_(list(FINAL_OUTCOMES)), 1), else_=0))
     missed = func.sum(case((Attempt.outcome == "agent_no_answer", 1), else_=0))
     talk = func.coalesce(func.sum(Attempt.talk_seconds), 0)
     q = _filters(select(Campaign.name, Attempt.agent_extension, func.count(), answered, missed, talk)
@@ -110,7 +115,7 @@ def _hourly(s: Session, campaign: str | None, since: Any, until: Any) -> list[di
         hour = created.astimezone(ZoneInfo(tz)).replace(minute=0, second=0, microsecond=0).isoformat()
         b = buckets.setdefault((name, hour), [0, 0])
         b[0] += 1
-        b[1] += outcome in ("answered", "answered_late")
+        b[1] += outcome in FINAL_OUTCOMES
     return [{"campaign": n, "hour": h, "attempts": a, "answered": k, "answer_rate": _rate(k, a)}
             for (n, h), (a, k) in sorted(buckets.items())]
 

@@ -222,6 +222,10 @@ def test_abandon_counts_windows(engine) -> None:
     got = calls.abandon_counts(engine, [cid, cid + 1], now)
     assert got[cid] == calls.AbandonCounts(abandoned_day=2, live_day=3, abandoned_30d=3, live_30d=5)
     assert got[cid + 1] == calls.AbandonCounts()
+    from dialer.reports import report
+
+    (summary,) = report(engine, "summary", campaign="c")  # all time: answered_late in both columns
+    assert (summary["answered"], summary["abandoned"], summary["abandon_rate"]) == (3, 4, round(4 / 6, 4))
 
 
 def test_cli_predictive_campaign_options(db_url) -> None:
