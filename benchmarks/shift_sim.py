@@ -359,6 +359,17 @@ def upper_bound(w: Workload) -> dict:
     return {"policy": "bound", "agents": None, "occupancy_mean": w.talk_mean / per_live if w.p_live else 0.0}
 
 
+def _range(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition(",")
+    try:
+        pair = (float(lo), float(hi))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI in seconds, got {text!r}") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"expected 0 ≤ LO ≤ HI, got {text!r}")
+    return pair
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--agents", default="5,20,50")
@@ -373,6 +384,10 @@ def main() -> None:
     ap.add_argument("--wrap-k", type=float, default=4.0)
     ap.add_argument("--wrap-theta", type=float, default=5.0)
     ap.add_argument("--ring-timeout", type=float, default=25.0)
+    for flag, default in (("--live-ring", "4,20"), ("--machine-ring", "4,20"), ("--machine-talk", "3,8"),
+                          ("--busy-ring", "2,6"), ("--pickup", "0.3,1.0")):
+        ap.add_argument(flag, type=_range, default=_range(default), metavar="LO,HI",
+                        help=f"uniform range in seconds [{default}]")
     ap.add_argument("--target", type=float, default=0.03, help="calibration target of the baselines")
     ap.add_argument("--z", type=float, default=pacing.PacerConfig().base_z,
                     help="our pacer's base safety margin (standard deviations) [the pacer's default]")
@@ -384,7 +399,8 @@ def main() -> None:
     a = ap.parse_args()
     opts = {"shift": a.shift_hours * 3600, "ring_timeout": max(15.0, a.ring_timeout), "workload": {
         "p_live": a.p_live, "p_machine": a.p_machine, "p_busy": a.p_busy, "talk_mean": a.talk_mean,
-        "talk_sd": a.talk_sd, "wrap_k": a.wrap_k, "wrap_theta": a.wrap_theta}}
+        "talk_sd": a.talk_sd, "wrap_k": a.wrap_k, "wrap_theta": a.wrap_theta, "live_ring": a.live_ring,
+        "machine_ring": a.machine_ring, "machine_talk": a.machine_talk, "busy_ring": a.busy_ring, "pickup": a.pickup}}
     for item in a.pacer:
         key, _, value = item.partition("=")
         opts.setdefault("pacer", {})[key] = type(getattr(pacing.PacerConfig(), key))(float(value))
