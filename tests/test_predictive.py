@@ -71,12 +71,15 @@ def keep_in_flight(total: int):
 PORTS = [{"extension": x, "pickup": 0.0} for x in ("801", "802", "803")]
 
 
-@pytest.mark.parametrize("handover", ["agent", "queue"])
-async def test_two_answers_one_free_agent(engine, handover) -> None:
+@pytest.mark.parametrize(("handover", "server"), [
+    ("agent", {}), ("queue", {}), ("agent", {"respond": "documented", "hangup_callid": False}),
+])
+async def test_two_answers_one_free_agent(engine, handover, server) -> None:
     """Two customers answer at the same moment and one agent is free: one reaches the agent,
     the other waits out the 2 s, hears the abandon message, is recorded `abandoned` and is not
-    due again for 72 hours."""
+    due again for 72 hours. Also with only the documented responses and hangups without call id."""
     sim = await start_sim({
+        **server,
         "customers": [{"number": "13800138000", "outcome": "answer", "ring": 5, "talk": 30},
                       {"number": "13800138001", "outcome": "answer", "ring": 5, "talk": 30}],
         "agents": [{"extension": "601", "pickup": 0.5}, *PORTS],
