@@ -786,14 +786,19 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the database in this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def demo_cmd(agents: int, contacts: int | None, time_scale: float, seed: int, keep: str | None, as_json: bool) -> None:
+@click.option("--mode", type=click.Choice(["progressive", "predictive"]), default="progressive", show_default=True,
+              help="predictive: dialler ports and the pacer, for --minutes of simulated time.")
+@click.option("--minutes", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Simulated minutes a predictive demo runs.")
+def demo_cmd(agents: int, contacts: int | None, time_scale: float, seed: int, keep: str | None, as_json: bool,
+             mode: str, minutes: float) -> None:
     """Everything embedded: SQLite, the simulator, the example list and the worker."""
     import json as _json
     from pathlib import Path as _Path
 
     from dialer.demo import demo
 
-    result = demo(agents=agents, contacts=contacts, time_scale=time_scale, seed=seed,
+    result = demo(agents=agents, contacts=contacts, time_scale=time_scale, seed=seed, mode=mode, minutes=minutes,
                   workdir=_Path(keep) if keep else None,
                   progress=sys.stderr if sys.stderr.isatty() and not as_json else None)
     if as_json:
@@ -801,10 +806,13 @@ def demo_cmd(agents: int, contacts: int | None, time_scale: float, seed: int, ke
                                 "seconds": round(result.seconds, 1), "imported": result.imported,
                                 "refused_rows": result.rejected}, ensure_ascii=False))
         return
+    ended = f"{minutes:g} simulated minutes in" if mode == "predictive" else "worked out in"
     click.echo(f"demo: {result.imported} contacts imported ({result.rejected} rows refused), {agents} agents, "
-               f"time scale {time_scale:g}; worked out in {result.seconds:.1f}s")
-    _emit([result.summary], "table", ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "answered",
-                                      "answer_rate", "talk_minutes"])
+               f"{mode}, time scale {time_scale:g}; {ended} {result.seconds:.1f}s")
+    columns = ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "answered", "answer_rate"]
+    if mode == "predictive":
+        columns += ["abandoned", "abandon_rate"]
+    _emit([result.summary], "table", [*columns, "talk_minutes"])
     click.echo("")
     _emit(result.outcomes, "table", ["outcome", "attempts", "share"])
     if keep:

@@ -1,6 +1,7 @@
 """`dialer demo`: everything embedded — a fresh SQLite file, the simulator, the example list,
 simulated agents and the worker — in one process at a short time scale, until the list is
-worked out."""
+worked out; or, with `mode="predictive"`, dialler ports and the pacer for a simulated hour of a
+longer list (predictive mode never works a list out: abandoned numbers wait 72 hours)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from dialer.clock import Clock
 from dialer.importer import import_file
 from dialer.reports import report
-from dialer.sim import SimConfig, Simulator, Trunk
+from dialer.sim import AgentProfile, SimConfig, Simulator, Trunk
 from dialer.store import repo
 from dialer.store.engine import make_engine
 from dialer.store.migrate import upgrade
@@ -29,6 +30,8 @@ from dialer.worker import Worker, WorkerOptions
 
 CAMPAIGN = "demo"
 QUEUE = "demo"
+ABANDON_NODE = "9001"  # the simulator's IVR node playing the abandon message
+PORTS_PER_AGENT = 3
 
 
 @dataclass
@@ -59,7 +62,8 @@ def example_list(contacts: int | None, seed: int) -> str:
 
 
 async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: float = 0.01, seed: int = 1,
-                   workdir: Path | None = None, progress: TextIO | None = None) -> DemoResult:
+                   workdir: Path | None = None, progress: TextIO | None = None, mode: str = "progressive",
+                   minutes: float = 60.0) -> DemoResult:
     started = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="dialer-demo-") if workdir is None else None
     folder = Path(tmp.name) if tmp else Path(workdir)  # type: ignore[arg-type]
@@ -69,17 +73,26 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
     try:
         upgrade(engine)
         with Session(engine) as s, s.begin():
-            repo.create_campaign(s, CAMPAIGN, queue=QUEUE, area_code="010", window="00:00-24:00", days="all",
-                                 timezone="Asia/Shanghai", max_attempts=3, ring_timeout=25, wrap_up=10,
-                                 retry=["no_answer=300", "busy=120", "failed=300", "timeout=300"])
-            repo.upsert_agents(s, [repo.AgentRow(f"D{i:03d}", f"坐席{i}", str(6000 + i), QUEUE)
-                                   for i in range(1, agents + 1)])
+            predictive = dict(mode="predictive", abandon_ivr=ABANDON_NODE, wrap_up=120) if mode == "predictive" else {}
+            repo.create_campaign(s, CAMPAIGN, **{**dict(
+                queue=QUEUE, area_code="010", window="00:00-24:00", days="all", timezone="Asia/Shanghai",
+                max_attempts=3, ring_timeout=25, wrap_up=10,
+                retry=["no_answer=300", "busy=120", "failed=300", "timeout=300"]), **predictive})
+            seats = [repo.AgentRow(f"D{i:03d}", f"坐席{i}", str(6000 + i), QUEUE) for i in range(1, agents + 1)]
+            if mode == "predictive":
+                seats += [repo.AgentRow(f"P{i:03d}", f"端口{i}", str(8000 + i), QUEUE, role="port")
+                          for i in range(1, PORTS_PER_AGENT * agents + 1)]
+            repo.upsert_agents(s, seats)
             repo.set_campaign_status(s, CAMPAIGN, "resume")
         listing = folder / "list.csv"
+        if mode == "predictive" and contacts is None:  # enough for the hour: ≈ 1.5 dials per agent-minute
+            contacts = int(agents * minutes * 2) + 50
         listing.write_text(example_list(contacts, seed), encoding="utf-8")
         imported = import_file(engine, CAMPAIGN, listing)
 
-        sim = Simulator(SimConfig(seed=seed, time_scale=time_scale, trunk=Trunk(home_area_code="010")))
+        ports = {str(8000 + i): AgentProfile(str(8000 + i), pickup=0.0)  # dialler ports answer at once
+                 for i in range(1, PORTS_PER_AGENT * agents + 1)} if mode == "predictive" else {}
+        sim = Simulator(SimConfig(seed=seed, time_scale=time_scale, trunk=Trunk(home_area_code="010"), agents=ports))
         await sim.start("127.0.0.1", 0)
         last = [0.0]
 
@@ -90,14 +103,23 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
             o = worker.stats.outcomes
             progress.write(f"\rdemo: {worker.stats.dials} dials, {o.get('answered', 0)} answered, "
                            f"{o.get('no_answer', 0)} no answer, {o.get('busy', 0)} busy, "
+                           f"{o.get('abandoned', 0) + o.get('answered_late', 0)} abandoned, "
                            f"{worker.calls_in_flight} in flight, {time.monotonic() - started:4.1f}s ")
             progress.flush()
 
         options = WorkerOptions(cti_url=sim.url, campaigns=(CAMPAIGN,), worker_id="demo",
-                                clock=Clock(scale=time_scale), until_done=True, drain_timeout=5.0,
+                                clock=Clock(scale=time_scale), until_done=mode != "predictive", drain_timeout=5.0,
                                 cti_heartbeat=0, on_progress=show)
+        worker = Worker(engine, options, handle_signals=sys.platform != "win32")
         try:
-            await Worker(engine, options, handle_signals=sys.platform != "win32").run()
+            if mode == "predictive":  # a simulated hour (or `minutes`), then a graceful stop
+                task = asyncio.create_task(worker.run())
+                done, _ = await asyncio.wait([task], timeout=minutes * 60 * time_scale)
+                if not done:
+                    worker.request_stop()
+                await task
+            else:
+                await worker.run()
         finally:
             await sim.stop()
         if progress is not None:
