@@ -4,6 +4,9 @@ end-to-end predictive shift): the client's process then spends its CPU on the cl
     with SimProcess(config) as sim:        # binds 127.0.0.1 on a free port
         ... connect to sim.url ...
         log, ivr = sim.stop()               # what the simulator remembers, at the end
+
+The child is spawned (a fresh interpreter, no inherited event loop): a script that uses this
+needs the usual `if __name__ == "__main__":` guard.
 """
 
 from __future__ import annotations
