@@ -7,19 +7,17 @@ import asyncio
 import datetime as dt
 
 import pytest
-
 from sqlalchemy.orm import Session
 
 from dialer import pacing
+from dialer.clock import Clock
 from dialer.dialplan import parse_number
+from dialer.sim import Simulator
 from dialer.store import repo
 from dialer.store.models import Attempt, Contact
-from dialer.worker import Worker, WorkerError
-from dialer.clock import Clock
-from dialer.sim import Simulator
-from dialer.sim.scenario import parse_scenario
-from dialer.worker import WorkerOptions
-from tests.test_worker_e2e import WED_10, attempts_by_phone, contacts, fast_backoff
+from dialer.worker import Worker, WorkerError, WorkerOptions
+from tests import test_worker_e2e as e2e
+from tests.test_worker_e2e import WED_10, attempts_by_phone, contacts
 
 # coarser than the progressive tests' 0.005: the 2 s rule is about tenths of a second, and
 # 1 ms of real time must stay small against them on a loaded machine
@@ -27,20 +25,12 @@ SCALE = 0.02
 
 
 async def start_sim(scenario: dict) -> Simulator:
-    sim = Simulator(parse_scenario({"time_scale": SCALE, **scenario}))
-    await sim.start("127.0.0.1", 0)
-    return sim
+    return await e2e.start_sim(scenario, SCALE)
 
 
-async def run_worker(engine, sim: Simulator, *, seconds: float, start: dt.datetime = WED_10, **opts) -> Worker:
-    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", clock=Clock(scale=SCALE, origin=start),
-                            cti_heartbeat=0, backoff=fast_backoff, drain_timeout=2.0, **opts)
-    worker = Worker(engine, options, handle_signals=False)
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(seconds)
-    worker.request_stop()
-    await asyncio.wait_for(task, 30)
-    return worker
+async def run_worker(engine, sim: Simulator, *, seconds: float, **opts) -> Worker:
+    return await e2e.run_worker(engine, sim, until_done=False, seconds=seconds, scale=SCALE, **opts)
+
 
 NODE = "9001"
 

@@ -28,8 +28,8 @@ def fast_backoff():
     return itertools.repeat(0.02)
 
 
-async def start_sim(scenario: dict) -> Simulator:
-    sim = Simulator(parse_scenario({"time_scale": SCALE, **scenario}))
+async def start_sim(scenario: dict, scale: float = SCALE) -> Simulator:
+    sim = Simulator(parse_scenario({"time_scale": scale, **scenario}))
     await sim.start("127.0.0.1", 0)
     return sim
 
@@ -51,9 +51,9 @@ def setup_db(engine, contacts: list[str], agents: list[str], dnc: list[str] = ()
 
 
 async def run_worker(engine, sim: Simulator, *, start=WED_10, until_done=True, seconds: float | None = None,
-                     **opts) -> Worker:
+                     scale: float = SCALE, **opts) -> Worker:
     options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", until_done=until_done,
-                            clock=Clock(scale=SCALE, origin=start), cti_heartbeat=0, backoff=fast_backoff,
+                            clock=Clock(scale=scale, origin=start), cti_heartbeat=0, backoff=fast_backoff,
                             drain_timeout=2.0, **opts)
     worker = Worker(engine, options, handle_signals=False)
     task = asyncio.create_task(worker.run())
