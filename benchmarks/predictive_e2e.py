@@ -48,7 +48,8 @@ START = dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Beij
 
 
 async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale: float = 0.01, seed: int = 0,
-                    ports: int | None = None, ring_timeout: int = 25, separate: bool = True) -> dict:
+                    ports: int | None = None, ring_timeout: int = 25, separate: bool = True,
+                    port_queue: str = "") -> dict:
     """One compressed shift; returns the scores (see the module's docstring)."""
     ports = ports if ports is not None else 3 * agents
     agent_ext = [str(6000 + i) for i in range(agents)]
@@ -69,10 +70,11 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
     with Session(engine) as s, s.begin():
         c = repo.create_campaign(s, "shift", queue="ob20", mode="predictive", area_code="010", window="00:00-24:00",
                                  days="all", max_attempts=1, ring_timeout=ring_timeout, wrap_up=600,
-                                 abandon_ivr=NODE)
+                                 abandon_ivr=NODE, port_queue=port_queue)
         repo.set_campaign_status(s, "shift", "resume")
         repo.upsert_agents(s, [repo.AgentRow(f"A{x}", f"坐席{x}", x, "ob20") for x in agent_ext]
-                           + [repo.AgentRow(f"P{x}", f"端口{x}", x, "ob20", role="port") for x in port_ext])
+                           + [repo.AgentRow(f"P{x}", f"端口{x}", x, port_queue or "ob20", role="port")
+                              for x in port_ext])
         cid = c.id
     with engine.begin() as conn:  # Beijing mobiles, all distinct
         conn.execute(insert(Contact), [
@@ -121,7 +123,7 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
     ivr = {v.callid for v in ivr_log}
     recorded_abandoned = [callid for outcome, callid, _ in rows if outcome == "abandoned"]
     return {
-        "agents": agents, "ports": ports, "hours": hours, "scale": scale, "seed": seed,
+        "agents": agents, "ports": ports, "port_queue": port_queue or "ob20", "hours": hours, "scale": scale, "seed": seed,
         "occupancy": talk / (agents * hours * 3600), "live": live, "abandoned": abandoned,
         "abandon_rate": abandoned / live if live else 0.0, "bridged_late": bridged_late,
         "dials": worker.stats.dials, "outcomes": outcomes,
@@ -138,6 +140,7 @@ def main() -> None:
     ap.add_argument("--scale", type=float, default=0.01, help="real seconds per simulated second")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ports", type=int, default=None, help="dialer ports [3 × agents]")
+    ap.add_argument("--port-queue", default="", help="the ports' own queue [the agents' queue, ob20]")
     ap.add_argument("--db", help="database URL [a fresh SQLite file]")
     ap.add_argument("--same-process", action="store_true", help="run the simulator in this process")
     ap.add_argument("--json", action="store_true")
@@ -147,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = a.db or f"sqlite:///{Path(tmp) / 'e2e.db'}"
         result = asyncio.run(run_shift(url, agents=a.agents, hours=a.hours, scale=a.scale, seed=a.seed, ports=a.ports,
-                                      separate=not a.same_process))
+                                      separate=not a.same_process, port_queue=a.port_queue))
     if a.json:
         print(json.dumps(result, indent=2))
         return

@@ -282,6 +282,9 @@ def _campaign_options(fn: Any) -> Any:
         click.option("--handover", type=click.Choice(["agent", "queue"]),
                      help="Predictive: transfer an answered call to a ready agent the worker picks, "
                           "or to the queue (transferQueue) [agent]."),
+        click.option("--port-queue", metavar="QUEUE",
+                     help="Predictive: the queue (技能组) the dialer ports are in and log in to; their own, "
+                          "so that the agents' queue status never reaches them [the campaign's queue]."),
         click.option("--max-calls-per-agent", type=float, help="Predictive cap on calls per ready agent [3]."),
         click.option("--priority", type=int, help="Higher first when campaigns share agents [0]."),
     ]

@@ -157,6 +157,8 @@ class SeatRun:
     acw_seen: bool = False
     bridged_at: dt.datetime | None = None  # the start of the agent's busy spell
 
+    serves: str = ""  # the agents' queue: the seat's own, or the one a port dials for
+
     @property
     def is_port(self) -> bool:
         return self.info.role == "port"
@@ -209,6 +211,7 @@ class Worker:
         self._freed_at: dict[str, float] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.predictive: dict[str, PredictiveQueue] = {}
+        self.serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         self._counts: dict[int, db.AbandonCounts] = {}  # from the database, refreshed
         self._counted: dict[int, list[int]] = {}  # [abandoned, live] recorded since the refresh
         self._counts_at: dt.datetime | None = None
@@ -289,26 +292,34 @@ class Worker:
             if silent:
                 raise WorkerError(f"predictive campaign(s) {', '.join(silent)} have no abandon message: an answered "
                                   "call no agent can take must hear one (dialer campaign update NAME --abandon-ivr NODE)")
-            ports = []
+            ports: dict[str, AgentRow] = {}
+            pools: list[str] = []
             for qname in predictive:  # enough ports for the most calls the pacer may have up
+                mine = [c for c in self.campaigns if c.queue == qname and c.mode == "predictive"]
                 agents = sum(1 for i in infos if i.queue == qname)
-                per_agent = max(c.max_calls_per_agent for c in self.campaigns
-                                if c.queue == qname and c.mode == "predictive")
-                ports += await self._call(db.lease_seats, self.opt.worker_id, [qname], now,
-                                          dt.timedelta(seconds=self.opt.lease), roles=("port",),
-                                          limit=max(1, math.ceil(per_agent * agents)))
-            ports = list({x.extension: x for x in ports}.values())  # each lease returns all this worker holds
+                want = max(1, math.ceil(max(c.max_calls_per_agent for c in mine) * agents))
+                pool = sorted({c.port_queue or qname for c in mine})  # the ports' own queue(s)
+                pools += pool
+                held = await self._call(db.lease_seats, self.opt.worker_id, pool, now,
+                                        dt.timedelta(seconds=self.opt.lease), roles=("port",),
+                                        limit=want)
+                # each lease returns every port this worker holds: this queue's are the new
+                # ones of its pool (port queues may be shared)
+                for row in held:
+                    if row.extension not in ports and row.queue in pool and want > 0:
+                        ports[row.extension], self.serves[row.extension] = row, qname
+                        want -= 1
             if not ports:
-                raise WorkerError(f"predictive dialing needs dialer ports in queue(s) {', '.join(predictive)} "
+                raise WorkerError(f"predictive dialing needs dialer ports in queue(s) {', '.join(sorted(set(pools)))} "
                                   "(dialer agents add --role port)")
-            infos = [*infos, *ports]
+            infos = [*infos, *ports.values()]
             self.predictive = {q: PredictiveQueue(q) for q in predictive}
             await self._refresh_counts(now)
         for info in infos:
             seat = Seat(name=info.extension, heartbeat_interval=self.opt.cti_heartbeat,
                         backoff=self.opt.backoff or exponential_backoff(),
                         on_event=functools.partial(self._on_event, info.extension))
-            self.seats[info.extension] = SeatRun(info, seat)
+            self.seats[info.extension] = SeatRun(info, seat, serves=self.serves.get(info.extension, info.queue))
         await asyncio.gather(*(self._connect(run) for run in self.seats.values()))
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         jobs: list[tuple[Callable[[], Any], float]] = [
@@ -810,7 +821,7 @@ class Worker:
             else:
                 agents.append(pacing.AgentState("other"))
         flight = [(now - (r.call.dialled_at or r.call.tracker.started)).total_seconds() for r in self.seats.values()
-                  if r.is_port and r.info.queue == queue and r.call is not None and r.call.phase == "dialling"]
+                  if r.is_port and r.serves == queue and r.call is not None and r.call.phase == "dialling"]
         ab1 = live1 = ab30 = live30 = 0
         for c, n in self.abandonment():
             if c in campaigns:
@@ -850,7 +861,7 @@ class Worker:
         for run in self.seats.values():
             if run.dialable(now):
                 if run.is_port:
-                    ports.setdefault(run.info.queue, []).append(run)
+                    ports.setdefault(run.serves, []).append(run)
                 elif run.info.queue not in self.predictive:  # predictive agents take calls, not dial
                     free.setdefault(run.info.queue, []).append(run)
         turn = next(self._turn)
@@ -889,7 +900,7 @@ class Worker:
             return
         run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now))
         if run.is_port:
-            run.call.port, run.call.queue = run, run.info.queue
+            run.call.port, run.call.queue = run, run.serves
         run.server_idle = False
         freed = self._freed_at.pop(run.info.extension, None)
         if freed is not None:

@@ -35,7 +35,8 @@ async def run_worker(engine, sim: Simulator, *, seconds: float, **opts) -> Worke
 NODE = "9001"
 
 
-def setup_predictive(engine, phones: list[str], agents: list[str], ports: list[str], **campaign) -> None:
+def setup_predictive(engine, phones: list[str], agents: list[str], ports: list[str], ports_in: str = "kefu",
+                     **campaign) -> None:
     settings = dict(queue="kefu", area_code="010", max_attempts=3, ring_timeout=20, wrap_up=5, mode="predictive",
                     abandon_ivr=NODE)
     settings.update(campaign)
@@ -48,7 +49,7 @@ def setup_predictive(engine, phones: list[str], agents: list[str], ports: list[s
                           customer_id=f"K{i}", priority=len(phones) - i,
                           next_attempt_at=WED_10 - dt.timedelta(minutes=5)))
         repo.upsert_agents(s, [repo.AgentRow(f"1{x}", f"坐席{x}", x, "kefu") for x in agents]
-                           + [repo.AgentRow(f"P{x}", f"端口{x}", x, "kefu", role="port") for x in ports])
+                           + [repo.AgentRow(f"P{x}", f"端口{x}", x, ports_in, role="port") for x in ports])
 
 
 def keep_in_flight(total: int):
@@ -130,6 +131,37 @@ async def test_agent_freeing_up_inside_two_seconds_takes_the_waiting_call(engine
     assert sim.ivr_log == []
 
 
+async def test_ports_in_their_own_queue(engine) -> None:
+    """With --port-queue the ports are leased from and log in to their own queue, so the agents'
+    queue status never goes to them; the calls they place still reach the agents' queue's agents."""
+    sim = await start_sim({
+        "customers": [{"number": "13800138000", "outcome": "answer", "ring": 3, "talk": 20},
+                      {"number": "13800138001", "outcome": "answer", "ring": 6, "talk": 20}],
+        "agents": [{"extension": "601", "pickup": 0.3}, {"extension": "602", "pickup": 0.3}, *PORTS],
+    })
+    # 803 is a port of the agents' own queue: with a port queue set it is not used
+    setup_predictive(engine, ["13800138000", "13800138001"], ["601", "602"], ["801", "802"], ports_in="waihu",
+                     port_queue="waihu")
+    with Session(engine) as s, s.begin():
+        repo.upsert_agents(s, [repo.AgentRow("P803", "端口803", "803", "kefu", role="port")])
+
+    async def members_later() -> dict[str, list[str]]:
+        await asyncio.sleep(20 * SCALE)
+        return {q: sorted(x.extension for x in m) for q, m in sim.members.items() if m}
+
+    try:
+        sampled = asyncio.create_task(members_later())
+        worker = await run_worker(engine, sim, seconds=60 * SCALE, pacer=keep_in_flight(2))
+        members = await sampled
+    finally:
+        await sim.stop()
+    assert members == {"kefu": ["601", "602"], "waihu": ["801", "802"]}
+    done = sorted((a.outcome, a.seat, a.agent_extension) for rows in attempts_by_phone(engine).values() for a in rows)
+    assert [(o, agent) for o, _, agent in done] == [("answered", "601"), ("answered", "602")]
+    assert {seat for _, seat, _ in done} == {"801", "802"}
+    assert worker.stats.outcomes == {"answered": 2} and sim.ivr_log == []
+
+
 async def test_no_agent_logged_in_places_no_call(engine) -> None:
     sim = await start_sim({"agents": PORTS})
     setup_predictive(engine, ["13800138000"], [], ["801"])
@@ -159,6 +191,11 @@ async def test_predictive_needs_ports_and_an_abandon_message(engine) -> None:
     try:
         setup_predictive(engine, ["13800138000"], ["601"], [])
         with pytest.raises(WorkerError, match="dialer ports"):
+            await run_worker(engine, sim, seconds=0.1)
+        with Session(engine) as s, s.begin():  # ports elsewhere than the campaign's port queue
+            repo.upsert_agents(s, [repo.AgentRow("P801", "端口801", "801", "kefu", role="port")])
+            repo.update_campaign(s, "c", port_queue="waihu")
+        with pytest.raises(WorkerError, match="dialer ports in queue\\(s\\) waihu"):
             await run_worker(engine, sim, seconds=0.1)
         with Session(engine) as s, s.begin():
             repo.update_campaign(s, "c", abandon_ivr="")
@@ -228,13 +265,15 @@ def test_cli_predictive_campaign_options(db_url) -> None:
 
     runner = CliRunner()
     ok = runner.invoke(main, ["--db", db_url, "campaign", "create", "p", "--queue", "kefu", "--mode", "predictive",
-                              "--handover", "queue", "--abandon-ivr", "9001"])
+                              "--handover", "queue", "--abandon-ivr", "9001", "--port-queue", "waihu"])
     assert ok.exit_code == 0, ok.output
     engine = repo_engine(db_url)
     with Session(engine) as s:
         c = repo.get_campaign(s, "p")
-        assert (c.mode, c.handover, c.abandon_ivr) == ("predictive", "queue", "9001")
+        assert (c.mode, c.handover, c.abandon_ivr, c.port_queue) == ("predictive", "queue", "9001", "waihu")
     engine.dispose()
+    bad = runner.invoke(main, ["--db", db_url, "campaign", "update", "p", "--port-queue", "wai\nhu"])
+    assert bad.exit_code == 2 and "one line" in bad.output
     bad = runner.invoke(main, ["--db", db_url, "campaign", "update", "p", "--abandon-ivr", "90\n01"])
     assert bad.exit_code == 2 and "digits" in bad.output
     bad = runner.invoke(main, ["--db", db_url, "campaign", "create", "q", "--handover", "anyone"])

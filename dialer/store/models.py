@@ -98,6 +98,8 @@ class Campaign(Base):
     abandon_target: Mapped[float] = mapped_column(Float, default=0.03)
     abandon_ivr: Mapped[str] = mapped_column(String(32), default="")
     handover: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
+    #: the queue the dialer ports log in to and are leased from ("": the campaign's queue)
+    port_queue: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -61,6 +61,14 @@ def _number(name: str, value: Any, kind: type, low: float | None = None, high: f
     return v
 
 
+def _queue_name(name: str, value: Any) -> str:
+    """A CTI queue (技能组) name: it goes into the login frame, so one line of at most 64."""
+    v = str(value).strip()
+    if "\n" in v or "\r" in v or len(v) > 64:
+        raise InvalidInput(f"{name} must be one line of at most 64 characters")
+    return v
+
+
 def parse_retry(items: Iterable[str] | Mapping[str, Any]) -> dict[str, int]:
     """``["busy=600", "no_answer=7200"]`` (or a mapping) → {outcome: seconds}, checked."""
     pairs = items.items() if isinstance(items, Mapping) else (i.partition("=")[::2] for i in items)
@@ -82,8 +90,9 @@ def campaign_settings(opts: Mapping[str, Any]) -> dict[str, Any]:
         if o["mode"] not in MODES:
             raise InvalidInput(f"--mode must be one of {', '.join(MODES)}")
         out["mode"] = o["mode"]
-    if "queue" in o:
-        out["queue"] = str(o["queue"]).strip()
+    for key in ("queue", "port_queue"):
+        if key in o:
+            out[key] = _queue_name("--" + key.replace("_", "-"), o[key])
     for key in ("area_code", "outside_prefix", "ld_mobile_prefix"):
         if key in o:
             out[key] = _digits("--" + key.replace("_", "-"), o[key], allow_empty=key != "area_code")
@@ -216,6 +225,7 @@ def campaign_record(c: Campaign) -> dict[str, Any]:
         "max_attempts": c.max_attempts, "retry": dict(sorted(c.retry_delays.items())),
         "ring_timeout": c.ring_timeout, "wrap_up": c.wrap_up, "abandon_target": c.abandon_target,
         "abandon_ivr": c.abandon_ivr, "max_calls_per_agent": c.max_calls_per_agent,
+        "handover": c.handover, "port_queue": c.port_queue,
         "created_at": c.created_at.isoformat(),
     }
 
