@@ -84,6 +84,20 @@ def _quiet_on_shutdown(fn: Callable[[], Any]) -> Callable[[], Any]:
     return job
 
 
+class _NoShutdownCancel(logging.Filter):
+    """APScheduler logs "Error running job" with a CancelledError for a job its shutdown cancelled
+    before the job had started (so `_quiet_on_shutdown` never ran): that is a stop, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+def _quiet_scheduler_shutdown() -> None:
+    executors = logging.getLogger("apscheduler.executors.default")
+    if not any(isinstance(f, _NoShutdownCancel) for f in executors.filters):
+        executors.addFilter(_NoShutdownCancel())
+
+
 def msg_busy(msg: p.Message) -> str:
     return getattr(msg, "busy", "")
 
@@ -322,6 +336,7 @@ class Worker:
             self.seats[info.extension] = SeatRun(info, seat, serves=self.serves.get(info.extension, info.queue))
         await asyncio.gather(*(self._connect(run) for run in self.seats.values()))
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        _quiet_scheduler_shutdown()
         jobs: list[tuple[Callable[[], Any], float]] = [
             (self._refresh, self.opt.refresh_every), (self._reload, max(1.0, self.opt.dispatch_every)),
             (self._heartbeat, self.opt.lease / 4), (self._reconcile, self.opt.lease),
