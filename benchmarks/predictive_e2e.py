@@ -9,7 +9,10 @@ person, when each agent joined), not the worker's:
 
 * talk occupancy = live talk time inside the shift / (agents × shift);
 * abandonment = live answers not bridged within 2.0 s / live answers (machines excluded);
-* every call the worker recorded `abandoned` must have reached the IVR node.
+* every call the worker sent to the abandon message (`sent_to_ivr`) must have reached the IVR
+  node (`sent_to_ivr_not_there` = 0); `abandoned_otherwise` counts, by the worker's reason, the
+  calls recorded `abandoned` that never could (the customer hung up while waiting, the agent did
+  not pick up a transferred call, the run's stop hung it up).
 
     python benchmarks/predictive_e2e.py                    # 20 agents, 8 h at time scale 0.01 (~5 min)
     python benchmarks/predictive_e2e.py --scale 0.03       # the same at a finer time grain (~15 min)
@@ -44,6 +47,8 @@ from dialer.store.models import Attempt, Contact
 from dialer.worker import Worker, WorkerOptions
 
 NODE = "9001"
+#: in the detail of an attempt the worker sent to the abandon message
+SENT_TO_IVR = f"sent to IVR node {NODE}"
 START = dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Beijing
 
 
@@ -121,14 +126,20 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
     for outcome, _, _ in rows:
         outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + 1
     ivr = {v.callid for v in ivr_log}
-    recorded_abandoned = [callid for outcome, callid, _ in rows if outcome == "abandoned"]
+    sent = [callid for outcome, callid, detail in rows if outcome == "abandoned" and SENT_TO_IVR in (detail or "")]
+    otherwise: dict[str, int] = {}  # abandoned before the message could be sent, by the worker's reason
+    for outcome, _, detail in rows:
+        if outcome == "abandoned" and SENT_TO_IVR not in (detail or ""):
+            otherwise[str(detail)] = otherwise.get(str(detail), 0) + 1
     return {
         "agents": agents, "ports": ports, "port_queue": port_queue or "ob20", "hours": hours, "scale": scale, "seed": seed,
         "occupancy": talk / (agents * hours * 3600), "live": live, "abandoned": abandoned,
         "abandon_rate": abandoned / live if live else 0.0, "bridged_late": bridged_late,
         "dials": worker.stats.dials, "outcomes": outcomes,
-        "worker_abandoned": len(recorded_abandoned),
-        "abandoned_without_ivr": sum(1 for callid in recorded_abandoned if callid not in ivr),
+        "worker_abandoned": len(sent) + sum(otherwise.values()),
+        "sent_to_ivr": len(sent),
+        "sent_to_ivr_not_there": sum(1 for callid in sent if callid not in ivr),
+        "abandoned_otherwise": otherwise,
         "wall_seconds": wall,
     }
 

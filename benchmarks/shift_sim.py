@@ -262,14 +262,18 @@ class Sim:
         elif p in ("ours", "oracle"):
             # the oracle is our pacer told when each talking or wrapping agent will be free: a
             # bound on what better predictions of the agents could give (not in the default table)
-            oracle = p == "oracle"
-            snap = pacing.Snapshot(
-                agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since),
-                                          a.free_at - self.now if oracle and a.state in ("talk", "wrap") else None)
-                        for a in self.agents],
-                calls_in_flight=[self.now - c.placed for c in self.flight.values()],
-                waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
+            snap = self.snapshot(oracle=p == "oracle")
             self.place(pacing.decide(snap, self.est, replace(self.pacer, base_z=self.param)))
+
+    def snapshot(self, oracle: bool = False) -> pacing.Snapshot:
+        """What the worker would see now; with `oracle`, also when each talking or wrapping
+        agent will be free."""
+        return pacing.Snapshot(
+            agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since),
+                                      a.free_at - self.now if oracle and a.state in ("talk", "wrap") else None)
+                    for a in self.agents],
+            calls_in_flight=[self.now - c.placed for c in self.flight.values()],
+            waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
 
     # -- progressive: the agent's own seat dials ----------------------------------------------------
     def on_agent_dial(self, agent: Agent) -> None:

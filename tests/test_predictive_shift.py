@@ -1,8 +1,9 @@
 """A compressed shift in predictive mode, the worker against the simulator over real sockets,
 scored like the OB-20 benchmark (benchmarks/predictive_e2e.py, benchmarks/shift_sim.py).
 
-The full 8-hour run is a benchmark (docs/benchmarks.md); here one simulated hour with 20 agents,
-on SQLite and PostgreSQL, checked against the discrete-event simulation of the same hour."""
+The full 8-hour run is a benchmark (docs/benchmarks.md); here one simulated hour with 20 agents
+at time scale 0.02, on SQLite and PostgreSQL, checked against the discrete-event simulation of
+the same hour."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import importlib.util
 import statistics
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -24,18 +27,26 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.timeout(300)  # 72 s of simulated hour, the simulation beside it, a slow machine
 async def test_one_hour_of_predictive_dialing_matches_the_benchmark(db_url) -> None:
     e2e, des = _load("predictive_e2e"), _load("shift_sim")
-    result = await e2e.run_shift(db_url, agents=20, hours=1.0, scale=0.01, seed=3)
+    # time scale 0.02 (72 s of real time): at 0.01 a millisecond of the worker's or the
+    # simulator's latency is a tenth of a simulated second, and on a slower machine the worker
+    # then lands 0.03–0.1 below the simulation (seen: 0.59–0.67 against 0.70)
+    result = await e2e.run_shift(db_url, agents=20, hours=1.0, scale=0.02, seed=3)
+    from dialer import pacing
     from dialer.sim.model import Workload
 
+    z = pacing.PacerConfig().base_z  # the worker's pacer, with its default settings
     expected = statistics.fmean(
-        des.Sim("ours", 20, seed, Workload(), 3600.0, 25.0, 1.25).run().occupancy for seed in range(10))
+        des.Sim("ours", 20, seed, Workload(), 3600.0, 25.0, z).run().occupancy for seed in range(10))
     # the worker keeps its agents as busy as the simulation of the same pacer does
     assert abs(result["occupancy"] - expected) <= 0.05, (result, expected)
     assert result["occupancy"] > 0.62  # far above progressive (0.55 over a whole shift)
     # under the cap, with room for the noise of ~450 live answers in one hour (sd ≈ 0.8 %)
     assert result["abandon_rate"] <= 0.05, result
-    # every call the worker gave up on heard the abandon message
-    assert result["worker_abandoned"] > 0 and result["abandoned_without_ivr"] == 0, result
+    # every call the worker gave up on heard the abandon message; at most a call or two were lost
+    # before it could (the customer hung up while waiting, the stop at the end hung it up)
+    assert result["sent_to_ivr"] > 0 and result["sent_to_ivr_not_there"] == 0, result
+    assert sum(result["abandoned_otherwise"].values()) <= 2, result
     assert result["outcomes"].get("answered", 0) > 300
