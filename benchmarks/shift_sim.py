@@ -101,6 +101,7 @@ class Sim:
         self.samples: list[tuple[int, int]] = []
         self.ids = itertools.count()
         self.talking = 0  # agents on a call (picking up or talking), not in wrap-up
+        self._ours = replace(self.pacer, base_z=self.param)  # our pacer's settings, made once
 
     # -- events ---------------------------------------------------------------------------------
     def at(self, t: float, kind: str, payload: object = None) -> None:
@@ -263,15 +264,20 @@ class Sim:
             # the oracle is our pacer told when each talking or wrapping agent will be free: a
             # bound on what better predictions of the agents could give (not in the default table)
             snap = self.snapshot(oracle=p == "oracle")
-            self.place(pacing.decide(snap, self.est, replace(self.pacer, base_z=self.param)))
+            self.place(pacing.decide(snap, self.est, self._ours))
 
     def snapshot(self, oracle: bool = False) -> pacing.Snapshot:
         """What the worker would see now; with `oracle`, also when each talking or wrapping
         agent will be free."""
+        now, state = self.now, pacing.AgentState
+        if oracle:
+            agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since),
+                            a.free_at - now if a.state in ("talk", "wrap") else None) for a in self.agents]
+        else:
+            agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since))
+                      for a in self.agents]
         return pacing.Snapshot(
-            agents=[pacing.AgentState(_VISIBLE[a.state], self.now - (a.bridged if a.state == "talk" else a.since),
-                                      a.free_at - self.now if oracle and a.state in ("talk", "wrap") else None)
-                    for a in self.agents],
+            agents=agents,
             calls_in_flight=[self.now - c.placed for c in self.flight.values()],
             waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
 
