@@ -225,7 +225,6 @@ class Worker:
         self._freed_at: dict[str, float] = {}
         self.scheduler: AsyncIOScheduler | None = None
         self.predictive: dict[str, PredictiveQueue] = {}
-        self.serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         self._counts: dict[int, db.AbandonCounts] = {}  # from the database, refreshed
         self._counted: dict[int, list[int]] = {}  # [abandoned, live] recorded since the refresh
         self._counts_at: dt.datetime | None = None
@@ -301,6 +300,7 @@ class Worker:
         if not infos:
             log.warning("no free agent seat in queue(s) %s (dialer agents list / dialer agents add)", ", ".join(queues))
         predictive = sorted({c.queue for c in self.campaigns if c.mode == "predictive"})
+        serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         if predictive:
             silent = [c.name for c in self.campaigns if c.mode == "predictive" and not c.abandon_ivr]
             if silent:
@@ -321,7 +321,7 @@ class Worker:
                 # ones of its pool (port queues may be shared)
                 for row in held:
                     if row.extension not in ports and row.queue in pool and want > 0:
-                        ports[row.extension], self.serves[row.extension] = row, qname
+                        ports[row.extension], serves[row.extension] = row, qname
                         want -= 1
             if not ports:
                 raise WorkerError(f"predictive dialing needs dialer ports in queue(s) {', '.join(sorted(set(pools)))} "
@@ -333,7 +333,7 @@ class Worker:
             seat = Seat(name=info.extension, heartbeat_interval=self.opt.cti_heartbeat,
                         backoff=self.opt.backoff or exponential_backoff(),
                         on_event=functools.partial(self._on_event, info.extension))
-            self.seats[info.extension] = SeatRun(info, seat, serves=self.serves.get(info.extension, info.queue))
+            self.seats[info.extension] = SeatRun(info, seat, serves=serves.get(info.extension, info.queue))
         await asyncio.gather(*(self._connect(run) for run in self.seats.values()))
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         _quiet_scheduler_shutdown()
