@@ -270,12 +270,8 @@ class Sim:
         """What the worker would see now; with `oracle`, also when each talking or wrapping
         agent will be free."""
         now, state = self.now, pacing.AgentState
-        if oracle:
-            agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since),
-                            a.free_at - now if a.state in ("talk", "wrap") else None) for a in self.agents]
-        else:
-            agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since))
-                      for a in self.agents]
+        agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since),
+                        a.free_at - now if oracle and a.state in ("talk", "wrap") else None) for a in self.agents]
         return pacing.Snapshot(
             agents=agents,
             calls_in_flight=[self.now - c.placed for c in self.flight.values()],
