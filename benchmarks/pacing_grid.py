@@ -16,7 +16,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from shift_sim import run_many, summarise, upper_bound
+from shift_sim import Runner, run_many, summarise, upper_bound
 
 from dialer import pacing
 from dialer.sim.model import Workload
@@ -36,14 +36,15 @@ def main() -> None:
     started = time.monotonic()
     z = pacing.PacerConfig().base_z
     with ProcessPoolExecutor(a.workers) as pool:
+        runner = Runner(pool, a.workers)
         for p_live in (float(x) for x in a.p_live.split(",")):
             for talk in (float(x) for x in a.talk_mean.split(",")):
                 workload = {"p_live": p_live, "talk_mean": talk, "talk_sd": 0.75 * talk}
                 opts = {"shift": a.shift_hours * 3600, "ring_timeout": 25.0, "workload": workload}
                 bound = upper_bound(Workload(**workload))["occupancy_mean"]
                 for n in (int(x) for x in a.agents.split(",")):
-                    ours = summarise(run_many(pool, "ours", n, range(a.seeds), z, opts), z)
-                    prog = summarise(run_many(pool, "progressive", n, range(a.seeds), 1.0, opts), 1.0)
+                    ours = summarise(run_many(runner, "ours", n, range(a.seeds), z, opts), z)
+                    prog = summarise(run_many(runner, "progressive", n, range(a.seeds), 1.0, opts), 1.0)
                     rows.append({"p_live": p_live, "talk_mean": talk, "agents": n, "bound": bound,
                                  "progressive": prog["occupancy_mean"], **{k: ours[k] for k in (
                                      "occupancy_mean", "occupancy_worst", "abandon_mean", "abandon_worst")}})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import heapq
 import itertools
 import json
@@ -21,9 +22,10 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from dialer import pacing
@@ -296,13 +298,14 @@ class Sim:
 def _soon(times: list[float], now: float, agents: list[Agent], horizon: float) -> float:
     """Σ over agents on a call or in wrap-up of P(spell ends within `horizon` | it has lasted so
     long) — pacing's spell estimate, inlined: this runs on every decision of the look-ahead."""
-    n, br, total, tail = len(times), bisect.bisect_right, 0.0, pacing.MIN_TAIL
+    n, br, total, top = len(times), bisect.bisect_right, 0.0, len(times) - pacing.MIN_TAIL
     for a in agents:
-        if a.bridged >= 0 and (a.state == "talk" or a.state == "wrap"):
-            e = now - a.bridged
+        bridged = a.bridged
+        if bridged >= 0:  # talking or in wrap-up (set at the bridge, cleared when free)
+            e = now - bridged
             i = br(times, e)
-            if n - i >= tail:
-                total += (br(times, e + horizon) - i) / (n - i)
+            if i <= top:
+                total += (br(times, e + horizon, i) - i) / (n - i)
     return total
 
 
@@ -313,21 +316,62 @@ def simulate(args: tuple[str, int, int, float, dict]) -> Result:
     return Sim(policy, n, seed, w, opts["shift"], opts["ring_timeout"], param, pacer).run()
 
 
-def run_many(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, param: float, opts: dict) -> list[Result]:
-    return list(pool.map(simulate, [(policy, n, s, param, opts) for s in seeds]))
+class Runner:
+    """Runs simulations on a process pool, no more at a time than it has processes, the most
+    urgent first (lowest `priority`): the table's calibrations are chains of steps, each waiting
+    for the last, and the other runs fill the processes in between, so that none stands idle.
+    `map` may be called from several threads at once."""
+
+    def __init__(self, pool: ProcessPoolExecutor, processes: int) -> None:
+        self._pool, self._free = pool, processes
+        self._lock = threading.Lock()
+        self._queue: list[tuple[tuple, int, tuple, Future]] = []  # a heap
+        self._order = itertools.count()
+
+    def map(self, tasks: list[tuple], priority: tuple = ()) -> list[Result]:
+        futures: list[Future] = [Future() for _ in tasks]
+        with self._lock:
+            for task, future in zip(tasks, futures):
+                heapq.heappush(self._queue, (priority, next(self._order), task, future))
+        self._start()
+        return [f.result() for f in futures]
+
+    def _start(self) -> None:
+        while True:
+            with self._lock:
+                if not self._free or not self._queue:
+                    return
+                self._free -= 1
+                *_, task, future = heapq.heappop(self._queue)
+            self._pool.submit(simulate, task).add_done_callback(functools.partial(self._done, future))
+
+    def _done(self, future: Future, run: Future) -> None:
+        with self._lock:
+            self._free += 1
+        self._start()
+        if run.exception() is not None:
+            future.set_exception(run.exception())
+        else:
+            future.set_result(run.result())
 
 
-def calibrate(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
+def run_many(runner: Runner, policy: str, n: int, seeds: range, param: float, opts: dict,
+             priority: tuple = ()) -> list[Result]:
+    return runner.map([(policy, n, s, param, opts) for s in seeds], priority)
+
+
+def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
               target: float, steps: int, fine: int = 2) -> tuple[float, list[Result]]:
     """Bisect the policy's parameter to `target` mean abandonment; the best run under it. The
     first steps look at half the seeds (they only narrow the bracket), the last `fine` steps at
     all of them, and the result is always a run on all of them."""
     best: tuple[float, list[Result]] | None = None
     half = seeds[: max(2, len(seeds) // 2)]
+    urgent = (0, -n)  # a chain of steps: ahead of the single runs, the longest chain first
     for step in range(steps):
         full = step >= steps - fine
         mid = (lo + hi) / 2
-        results = run_many(pool, policy, n, seeds if full else half, mid, opts)
+        results = run_many(runner, policy, n, seeds if full else half, mid, opts, urgent)
         mean = statistics.fmean(r.abandon_rate for r in results)
         if mean <= target:
             lo = mid
@@ -336,7 +380,7 @@ def calibrate(pool: ProcessPoolExecutor, policy: str, n: int, seeds: range, lo: 
         else:
             hi = mid
     if best is None:
-        return lo, run_many(pool, policy, n, seeds, lo, opts)
+        return lo, run_many(runner, policy, n, seeds, lo, opts, urgent)
     return best
 
 
@@ -411,19 +455,22 @@ def main() -> None:
         key, _, value = item.partition("=")
         opts.setdefault("pacer", {})[key] = type(getattr(pacing.PacerConfig(), key))(float(value))
     seeds = range(a.seeds)
+
+    def row(runner: Runner, n: int, policy: str) -> dict:
+        if policy == "ratio":
+            param, results = calibrate(runner, "ratio", n, seeds, 1.0, 2.0, opts, a.target, a.calibration_steps)
+        elif policy == "lookahead":
+            param, results = calibrate(runner, "lookahead", n, seeds, 0.3, 1.5, opts, a.target, a.calibration_steps)
+        else:
+            param = a.z if policy in ("ours", "oracle") else 1.0
+            results = run_many(runner, policy, n, seeds, param, opts, (1, -n))
+        return summarise(results, param)
+
     started = time.monotonic()
-    rows = []
-    with ProcessPoolExecutor(a.workers) as pool:
-        for n in (int(x) for x in a.agents.split(",")):
-            for policy in a.policies.split(","):
-                if policy == "ratio":
-                    param, results = calibrate(pool, "ratio", n, seeds, 1.0, 2.0, opts, a.target, a.calibration_steps)
-                elif policy == "lookahead":
-                    param, results = calibrate(pool, "lookahead", n, seeds, 0.3, 1.5, opts, a.target, a.calibration_steps)
-                else:
-                    param = a.z if policy in ("ours", "oracle") else 1.0
-                    results = run_many(pool, policy, n, seeds, param, opts)
-                rows.append(summarise(results, param))
+    jobs = [(int(n), policy) for n in a.agents.split(",") for policy in a.policies.split(",")]
+    with ProcessPoolExecutor(a.workers) as pool, ThreadPoolExecutor(len(jobs)) as threads:
+        runner = Runner(pool, a.workers)  # every row at once, in threads that wait on the pool
+        rows = list(threads.map(lambda job: row(runner, *job), jobs))
     w = Workload(**opts["workload"])
     rows.append(upper_bound(w))
     elapsed = time.monotonic() - started

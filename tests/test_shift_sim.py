@@ -1,0 +1,57 @@
+"""The OB-20 simulation (benchmarks/shift_sim.py): its runs are deterministic and the pacer's
+decisions are pinned, so that a faster `pacing.decide` is checked to decide exactly as before."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_predictive_shift import _load
+
+sim = _load("shift_sim")
+
+HOUR = {"shift": 3600.0, "ring_timeout": 25.0, "workload": {}}
+
+
+@pytest.mark.parametrize(("policy", "agents", "pacer", "expected"), [
+    # dials, live answers, abandoned, connects: recorded with the pacer before its rewrite for speed
+    # (the rule unchanged: a different decision anywhere in the hour changes these counts)
+    ("ours", 20, {}, (1918, 456, 12, 444)),
+    ("oracle", 20, {}, (1764, 446, 12, 434)),
+    ("ours", 20, {"split_talk": False}, (1902, 467, 11, 456)),
+    ("ours", 50, {}, (4715, 1197, 24, 1173)),
+])
+def test_pacer_decides_as_recorded(policy: str, agents: int, pacer: dict, expected: tuple) -> None:
+    seed = 3 if agents == 20 else 1
+    r = sim.simulate((policy, agents, seed, 1.75, dict(HOUR, pacer=pacer)))
+    assert (r.dials, r.live, r.abandoned, r.connects) == expected
+
+
+def test_runner_returns_each_run_in_order_whatever_the_priority() -> None:
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    opts = dict(HOUR, shift=600.0)
+    seeds = range(4)
+    direct = {(p, s): sim.simulate((p, 5, s, 1.2, opts)) for p in ("ratio", "lookahead") for s in seeds}
+    with ProcessPoolExecutor(2) as pool, ThreadPoolExecutor(2) as threads:
+        runner = sim.Runner(pool, 2)
+        # two callers at once, the later one more urgent
+        later = threads.submit(sim.run_many, runner, "ratio", 5, seeds, 1.2, opts, (1,))
+        sooner = threads.submit(sim.run_many, runner, "lookahead", 5, seeds, 1.2, opts, (0,))
+        got = {"ratio": later.result(timeout=60), "lookahead": sooner.result(timeout=60)}
+    for policy, results in got.items():
+        assert [r.seed for r in results] == list(seeds)
+        for r in results:
+            want = direct[(policy, r.seed)]
+            assert (r.policy, r.dials, r.live, r.abandoned, r.talk) == (
+                policy, want.dials, want.live, want.abandoned, want.talk)
+
+
+def test_runner_passes_a_failed_run_on() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1) as pool:
+        runner = sim.Runner(pool, 1)
+        with pytest.raises(TypeError, match="no_such_value"):
+            sim.run_many(runner, "ours", 5, range(1), 1.0, dict(HOUR, workload={"no_such_value": 1}))
+        # and the runner still works after it
+        assert len(sim.run_many(runner, "progressive", 5, range(2), 1.0, dict(HOUR, shift=60.0))) == 2
