@@ -138,18 +138,19 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     of `z` standard deviations: n is the largest number that fits at every t. z grows as the
     measured abandonment approaches the target.
     """
-    logged_in = [a for a in snap.agents if a.state in ("ready", "busy", "wrap")]
-    ready = sum(1 for a in logged_in if a.state == "ready")
+    states = [a.state for a in snap.agents]
+    ready = states.count("ready")
+    logged_in = ready + states.count("busy") + states.count("wrap")
     in_flight = len(snap.calls_in_flight)
     if not logged_in or snap.window_closing:
         return 0
-    cap = math.floor(cfg.max_calls_per_agent * len(logged_in)) - in_flight
+    cap = math.floor(cfg.max_calls_per_agent * logged_in) - in_flight
     if cap <= 0:
         return 0
     # one call in flight per ready agent can never be abandoned (each answer finds the agent it
     # was placed for): never fewer than that
     floor = max(0, min(cap, ready - in_flight - snap.waiting))
-    if not est.ready or len(est.busy_times) < WARMUP_SPELLS_PER_AGENT * len(logged_in):
+    if not est.ready or len(est.busy_times) < WARMUP_SPELLS_PER_AGENT * logged_in:
         # progressive until the estimates mean something: early in a shift only the short
         # spells have ended, so the spell lengths seen so far are too short
         return floor
@@ -177,8 +178,8 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     known = []  # when agents will be free, where known for certain (the benchmark's oracle)
     spells, wrapping, early, talking = [], [], [], []
     last_short = st[-1] if ns else -math.inf
-    for a in logged_in:
-        if a.state == "ready":
+    for a in snap.agents:
+        if a.state != "busy" and a.state != "wrap":
             continue
         e = a.seconds_in_state
         if a.free_in is not None:
@@ -204,12 +205,14 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     known.sort()
     talked: list[tuple[float, int, float]] | None = None  # `talking` with their place among the talks
     flight = []
+    first_ring, last_ring = rt[0], rt[-1]
     for age in snap.calls_in_flight:
-        i = br(rt, age)
+        if age >= last_ring:  # rung longer than every answered call: not counted on to answer
+            continue
+        i = br(rt, age) if age >= first_ring else 0
         survive = p * (1.0 - i / nr) + (1.0 - p)
-        if survive > 0 and i < nr:
+        if survive > 0:
             flight.append((age, i, p / (survive * nr)))
-    last_ring = rt[-1]
     best = cap
     for t in GRID:
         m = p * br(rt, t) / nr  # what one new call adds to the answers expected by t
