@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 
 from dialer import pacing
@@ -34,6 +34,7 @@ from dialer.sim.model import Workload, draw_fate, draw_pickup, draw_wrap_up
 ABANDON_AFTER = 2.0
 #: what the worker sees of an agent's state (picking up counts as on the call)
 _VISIBLE = {"ready": "ready", "pickup": "busy", "talk": "busy", "wrap": "wrap", "dialling": "busy"}
+_READY = pacing.AgentState("ready")
 
 
 @dataclass
@@ -270,13 +271,17 @@ class Sim:
 
     def snapshot(self, oracle: bool = False) -> pacing.Snapshot:
         """What the worker would see now; with `oracle`, also when each talking or wrapping
-        agent will be free."""
-        now, state = self.now, pacing.AgentState
-        agents = [state(_VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since),
-                        a.free_at - now if oracle and a.state in ("talk", "wrap") else None) for a in self.agents]
+        agent will be free. A ready agent is `READY`, as the worker gives it (how long it has
+        been ready does not count). The agents' states are made with `tuple.__new__`, which is
+        what `AgentState(...)` does less the Python frame of a named tuple's constructor: this
+        runs at every decision for every agent."""
+        now, state, make, ready = self.now, pacing.AgentState, tuple.__new__, _READY
+        agents = [ready if a.state == "ready" else make(state, (
+            _VISIBLE[a.state], now - (a.bridged if a.state == "talk" else a.since),
+            a.free_at - now if oracle and a.state in ("talk", "wrap") else None)) for a in self.agents]
         return pacing.Snapshot(
             agents=agents,
-            calls_in_flight=[self.now - c.placed for c in self.flight.values()],
+            calls_in_flight=[now - c.placed for c in self.flight.values()],
             waiting=len(self.waiting), abandoned_today=self.result.abandoned, live_today=self.result.live)
 
     # -- progressive: the agent's own seat dials ----------------------------------------------------
@@ -328,21 +333,27 @@ class Runner:
         self._queue: list[tuple[tuple, int, tuple, Future]] = []  # a heap
         self._order = itertools.count()
 
-    def map(self, tasks: list[tuple], priority: tuple = ()) -> list[Result]:
+    def submit(self, tasks: list[tuple], priority: tuple = ()) -> list[Future]:
+        """One future per task, in order; a future cancelled before its run starts is dropped."""
         futures: list[Future] = [Future() for _ in tasks]
         with self._lock:
             for task, future in zip(tasks, futures):
                 heapq.heappush(self._queue, (priority, next(self._order), task, future))
         self._start()
-        return [f.result() for f in futures]
+        return futures
+
+    def map(self, tasks: list[tuple], priority: tuple = ()) -> list[Result]:
+        return [f.result() for f in self.submit(tasks, priority)]
 
     def _start(self) -> None:
         while True:
             with self._lock:
                 if not self._free or not self._queue:
                     return
-                self._free -= 1
                 *_, task, future = heapq.heappop(self._queue)
+                if not future.set_running_or_notify_cancel():
+                    continue
+                self._free -= 1
             self._pool.submit(simulate, task).add_done_callback(functools.partial(self._done, future))
 
     def _done(self, future: Future, run: Future) -> None:
@@ -360,27 +371,50 @@ def run_many(runner: Runner, policy: str, n: int, seeds: range, param: float, op
     return runner.map([(policy, n, s, param, opts) for s in seeds], priority)
 
 
+def _step(runner: Runner, tasks: list[tuple], target: float, priority: tuple) -> list[Result] | None:
+    """The runs of one bisection step, or None as soon as the runs done put the mean abandonment
+    over `target` whatever the others give (a rate is never below 0): the step's answer is then
+    known, and its runs are not used. Exact: `fmean` is `fsum` / n, and `fsum` of a part of the
+    rates is never above `fsum` of all of them."""
+    futures = runner.submit(tasks, priority)
+    rates: list[float] = []
+    try:
+        for f in as_completed(futures):
+            rates.append(f.result().abandon_rate)
+            if len(rates) < len(futures) and math.fsum(rates) / len(futures) > target:
+                return None
+        return [f.result() for f in futures]
+    finally:
+        for f in futures:
+            f.cancel()  # those not started yet (a no-op for the others)
+
+
 def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
               target: float, steps: int, fine: int = 2) -> tuple[float, list[Result]]:
     """Bisect the policy's parameter to `target` mean abandonment; the best run under it. The
     first steps look at half the seeds (they only narrow the bracket), the last `fine` steps at
-    all of them, and the result is always a run on all of them."""
+    all of them, and the result is always a run on all of them. A step stops as soon as its
+    runs so far decide it (see `_step`)."""
     best: tuple[float, list[Result]] | None = None
     half = seeds[: max(2, len(seeds) // 2)]
     urgent = (0, -n)  # a chain of steps: ahead of the single runs, the longest chain first
+    done: dict[float, dict[int, Result]] = {}  # the runs of each step that completed, by seed
     for step in range(steps):
         full = step >= steps - fine
         mid = (lo + hi) / 2
-        results = run_many(runner, policy, n, seeds if full else half, mid, opts, urgent)
-        mean = statistics.fmean(r.abandon_rate for r in results)
-        if mean <= target:
+        results = _step(runner, [(policy, n, s, mid, opts) for s in (seeds if full else half)], target, urgent)
+        if results is not None:
+            done[mid] = {r.seed: r for r in results}
+        if results is not None and statistics.fmean(r.abandon_rate for r in results) <= target:
             lo = mid
             if full:
                 best = (mid, results)
         else:
             hi = mid
-    if best is None:
-        return lo, run_many(runner, policy, n, seeds, lo, opts, urgent)
+    if best is None:  # no full step held the target: all the seeds at the last value that did
+        have = done.get(lo, {})
+        more = iter(run_many(runner, policy, n, [s for s in seeds if s not in have], lo, opts, urgent))
+        return lo, [have[s] if s in have else next(more) for s in seeds]
     return best
 
 
