@@ -55,3 +55,27 @@ def test_runner_passes_a_failed_run_on() -> None:
             sim.run_many(runner, "ours", 5, range(1), 1.0, dict(HOUR, workload={"no_such_value": 1}))
         # and the runner still works after it
         assert len(sim.run_many(runner, "progressive", 5, range(2), 1.0, dict(HOUR, shift=60.0))) == 2
+
+
+def test_decide_cost_counts_the_decisions_another_version_makes_differently(tmp_path, capsys) -> None:
+    import json
+    import sys
+    from pathlib import Path
+
+    cost = _load("decide_cost")
+    source = (Path(__file__).parent.parent / "dialer" / "pacing.py").read_text(encoding="utf-8")
+    same, warier = tmp_path / "same.py", tmp_path / "warier.py"
+    same.write_text(source, encoding="utf-8")
+    # counts on agents talking longer than nearly every talk seen (with 5 longer talks, not 500)
+    warier.write_text(source.replace("\nMIN_TAIL = 5\n", "\nMIN_TAIL = 500\n"), encoding="utf-8")
+    assert "\nMIN_TAIL = 500\n" in warier.read_text(encoding="utf-8")
+    for path, differ in ((same, 0), (warier, None)):
+        sys.argv = ["decide_cost.py", "--agents", "20", "--hours", "1", "--share", "0.2", "--repeat", "1",
+                    "--against", str(path), "--json"]
+        cost.main()
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        assert rows[0]["differ"] == 0 and rows[1]["us_per_decision"] > 0
+        if differ is None:
+            assert rows[1]["differ"] > 0
+        else:
+            assert rows[1]["differ"] == differ
