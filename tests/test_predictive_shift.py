@@ -20,6 +20,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 def _load(name: str):
     if str(BENCH) not in sys.path:
         sys.path.insert(0, str(BENCH))  # the benchmarks import their `common` helper
+    if f"bench_{name}" in sys.modules:  # one module object per script: its functions are pickled by name
+        return sys.modules[f"bench_{name}"]
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
