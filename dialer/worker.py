@@ -314,11 +314,14 @@ class Worker:
                 want = max(1, math.ceil(max(c.max_calls_per_agent for c in mine) * agents))
                 pool = sorted({c.port_queue or qname for c in mine})  # the ports' own queue(s)
                 pools += pool
+                # a port queue may serve several agents' queues: the lease keeps this worker's
+                # ports first, so asking for those already given out plus `want` takes `want` more
+                given = sum(1 for row in ports.values() if row.queue in pool)
                 held = await self._call(db.lease_seats, self.opt.worker_id, pool, now,
                                         dt.timedelta(seconds=self.opt.lease), roles=("port",),
-                                        limit=want)
-                # each lease returns every port this worker holds: this queue's are the new
-                # ones of its pool (port queues may be shared)
+                                        limit=given + want)
+                # each lease returns every port this worker holds: this queue's are those of
+                # its pool not given out yet
                 for row in held:
                     if row.extension not in ports and row.queue in pool and want > 0:
                         ports[row.extension], serves[row.extension] = row, qname

@@ -162,6 +162,29 @@ async def test_ports_in_their_own_queue(engine) -> None:
     assert worker.stats.outcomes == {"answered": 2} and sim.ivr_log == []
 
 
+async def test_a_port_queue_shared_by_two_agents_queues_gives_each_its_ports(engine) -> None:
+    """Two agents' queues of one worker dial on one port queue: each gets the ports it asks for
+    (up to 3 calls per agent), not the second one what is left of the first one's lease."""
+    sim = await start_sim({"agents": [{"extension": x} for x in ("601", "611", *(f"80{i}" for i in range(1, 8)))]})
+    setup_predictive(engine, [], ["601"], [f"80{i}" for i in range(1, 8)], ports_in="waihu", port_queue="waihu")
+    with Session(engine) as s, s.begin():
+        repo.create_campaign(s, "c2", queue="kefu2", area_code="010", mode="predictive", abandon_ivr=NODE,
+                             port_queue="waihu")
+        repo.set_campaign_status(s, "c2", "resume")
+        repo.upsert_agents(s, [repo.AgentRow("1611", "坐席611", "611", "kefu2")])
+    try:
+        worker = await run_worker(engine, sim, seconds=5 * SCALE, pacer=keep_in_flight(0), campaigns=("c", "c2"))
+    finally:
+        await sim.stop()
+    serving: dict[str, list[str]] = {}
+    for ext, run in worker.seats.items():
+        if run.is_port:
+            serving.setdefault(run.serves, []).append(ext)
+    assert sorted(len(v) for v in serving.values()) == [3, 3] and set(serving) == {"kefu", "kefu2"}
+    # the seventh port is left for another worker
+    assert sorted(x for v in serving.values() for x in v) == [f"80{i}" for i in range(1, 7)]
+
+
 async def test_no_agent_logged_in_places_no_call(engine) -> None:
     sim = await start_sim({"agents": PORTS})
     setup_predictive(engine, ["13800138000"], [], ["801"])

@@ -53,9 +53,9 @@ def setup_db(engine, contacts: list[str], agents: list[str], dnc: list[str] = ()
 
 async def run_worker(engine, sim: Simulator, *, start=WED_10, until_done=True, seconds: float | None = None,
                      scale: float = SCALE, **opts) -> Worker:
-    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", until_done=until_done,
-                            clock=Clock(scale=scale, origin=start), cti_heartbeat=0, backoff=fast_backoff,
-                            drain_timeout=2.0, **opts)
+    options = WorkerOptions(**{"cti_url": sim.url, "campaigns": ("c",), "worker_id": "w1", "until_done": until_done,
+                               "clock": Clock(scale=scale, origin=start), "cti_heartbeat": 0, "backoff": fast_backoff,
+                               "drain_timeout": 2.0, **opts})
     worker = Worker(engine, options, handle_signals=False)
     task = asyncio.create_task(worker.run())
     if seconds is not None:

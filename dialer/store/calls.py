@@ -99,13 +99,14 @@ def reconcile_dead_workers(engine: Engine, me: str, now: dt.datetime, lease: dt.
 
 def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.datetime,
                 lease: dt.timedelta, roles: Sequence[str] = ("agent",), limit: int | None = None) -> list[AgentRow]:
-    """Take up to `limit` enabled seats of `queues` that no live worker holds (and keep this
-    worker's own)."""
+    """Hold up to `limit` enabled seats of `queues`: this worker's own first, then seats no live
+    worker holds. Returns every seat of `roles` this worker holds (of any queue)."""
     queues = list(queues)
     with Session(engine) as s, s.begin():
         free = or_(Agent.claimed_by.is_(None), Agent.lease_until < now, Agent.claimed_by == worker_id)
         cond = and_(Agent.queue.in_(queues), Agent.enabled.is_(True), Agent.role.in_(list(roles)), free)
-        pick = select(Agent.id).where(cond).order_by(Agent.extension)
+        own_first = case((Agent.claimed_by == worker_id, 0), else_=1)
+        pick = select(Agent.id).where(cond).order_by(own_first, Agent.extension)
         if limit is not None:
             pick = pick.limit(limit)
         if engine.dialect.name == "postgresql":
