@@ -396,11 +396,12 @@ def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: 
     seeds (the rate over 4 hours of 5 days says which half holds the target as well as the
     whole days do, but at a quarter of the cost: on the default workload every such step goes
     the same way either way). The last `fine` steps look at all the seeds over the whole shift,
-    and the result is always such a run. A step stops as soon as its runs so far decide it
-    (see `_step`)."""
+    and the result is always such a run, under the target unless even the bracket's bottom is
+    not. A step stops as soon as its runs so far decide it (see `_step`)."""
     best: tuple[float, list[Result]] | None = None
     half = seeds[: max(2, len(seeds) // 2)]
     narrow = dict(opts, shift=opts["shift"] / 2)
+    bottom = lo
     urgent = (0, -n)  # a chain of steps: ahead of the single runs, the longest chain first
     for step in range(steps):
         full = step >= steps - fine
@@ -413,9 +414,18 @@ def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: 
                 best = (mid, results)
         else:
             hi = mid
-    if best is None:  # no full step held the target: all the seeds at the last value that did
-        return lo, run_many(runner, policy, n, seeds, lo, opts, urgent)
-    return best
+    if best is not None:
+        return best
+    # No full step held the target: all the seeds at the highest value a narrowing step let
+    # through, and, while that does not hold it either, half way down to the bracket's bottom.
+    for _ in range(fine + 1):
+        if lo == bottom:
+            break
+        results = _step(runner, [(policy, n, s, lo, opts) for s in seeds], target, urgent)
+        if results is not None and statistics.fmean(r.abandon_rate for r in results) <= target:
+            return lo, results
+        lo = (bottom + lo) / 2
+    return bottom, run_many(runner, policy, n, seeds, bottom, opts, urgent)
 
 
 def summarise(results: list[Result], param: float) -> dict:

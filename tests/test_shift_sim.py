@@ -79,3 +79,16 @@ def test_decide_cost_counts_the_decisions_another_version_makes_differently(tmp_
             assert rows[1]["differ"] > 0
         else:
             assert rows[1]["differ"] == differ
+
+
+def test_calibration_returns_a_run_under_the_target() -> None:
+    """Here (3 one-hour days) both full steps miss the target and so does the value the
+    narrowing steps let through (3.75 % before the fall-back looked further down)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    opts = dict(HOUR, shift=3600.0)
+    with ProcessPoolExecutor(2) as pool:
+        param, results = sim.calibrate(sim.Runner(pool, 2), "lookahead", 5, range(3), 0.3, 1.5, opts, 0.03, 6)
+    assert [r.seed for r in results] == [0, 1, 2]
+    assert sum(r.abandon_rate for r in results) / 3 <= 0.03
+    assert 0.3 <= param < 0.525
