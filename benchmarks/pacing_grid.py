@@ -14,7 +14,7 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from shift_sim import Runner, run_many, summarise, upper_bound
 
@@ -32,22 +32,24 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    rows = []
     started = time.monotonic()
     z = pacing.PacerConfig().base_z
-    with ProcessPoolExecutor(a.workers) as pool:
-        runner = Runner(pool, a.workers)
-        for p_live in (float(x) for x in a.p_live.split(",")):
-            for talk in (float(x) for x in a.talk_mean.split(",")):
-                workload = {"p_live": p_live, "talk_mean": talk, "talk_sd": 0.75 * talk}
-                opts = {"shift": a.shift_hours * 3600, "ring_timeout": 25.0, "workload": workload}
-                bound = upper_bound(Workload(**workload))["occupancy_mean"]
-                for n in (int(x) for x in a.agents.split(",")):
-                    ours = summarise(run_many(runner, "ours", n, range(a.seeds), z, opts), z)
-                    prog = summarise(run_many(runner, "progressive", n, range(a.seeds), 1.0, opts), 1.0)
-                    rows.append({"p_live": p_live, "talk_mean": talk, "agents": n, "bound": bound,
-                                 "progressive": prog["occupancy_mean"], **{k: ours[k] for k in (
-                                     "occupancy_mean", "occupancy_worst", "abandon_mean", "abandon_worst")}})
+    cells = [(float(p), float(t), int(n)) for p in a.p_live.split(",") for t in a.talk_mean.split(",")
+             for n in a.agents.split(",")]
+
+    def cell(runner: Runner, p_live: float, talk: float, n: int) -> dict:
+        workload = {"p_live": p_live, "talk_mean": talk, "talk_sd": 0.75 * talk}
+        opts = {"shift": a.shift_hours * 3600, "ring_timeout": 25.0, "workload": workload}
+        bound = upper_bound(Workload(**workload))["occupancy_mean"]
+        ours = summarise(run_many(runner, "ours", n, range(a.seeds), z, opts, (-n,)), z)
+        prog = summarise(run_many(runner, "progressive", n, range(a.seeds), 1.0, opts, (-n,)), 1.0)
+        return {"p_live": p_live, "talk_mean": talk, "agents": n, "bound": bound,
+                "progressive": prog["occupancy_mean"], **{k: ours[k] for k in (
+                    "occupancy_mean", "occupancy_worst", "abandon_mean", "abandon_worst")}}
+
+    with ProcessPoolExecutor(a.workers) as pool, ThreadPoolExecutor(len(cells)) as threads:
+        runner = Runner(pool, a.workers)  # every cell at once, the largest teams first
+        rows = list(threads.map(lambda c: cell(runner, *c), cells))
     elapsed = time.monotonic() - started
     if a.json:
         print(json.dumps({"rows": rows, "seconds": elapsed, "seeds": a.seeds}, indent=2))

@@ -85,7 +85,8 @@ class Estimates:
 
     @property
     def ready(self) -> bool:
-        return self.answers >= MIN_SAMPLES and len(self.busy_times) >= MIN_SAMPLES
+        # ring times too: an answer whose ringing the worker did not see has none
+        return self.answers >= MIN_SAMPLES and min(len(self.ring_times), len(self.busy_times)) >= MIN_SAMPLES
 
 
 class AgentState(NamedTuple):

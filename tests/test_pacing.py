@@ -121,3 +121,18 @@ def test_known_free_times_count_as_certain_supply() -> None:
     assert decide(Snapshot(agents=soon, calls_in_flight=[]), est) > decide(Snapshot(agents=[busy(1.0)] * 10,
                                                                                   calls_in_flight=[]), est)
     assert decide(Snapshot(agents=late, calls_in_flight=[]), est) == 0
+
+
+def test_answers_without_ring_times_stay_progressive() -> None:
+    """Answers whose ringing was not seen carry no ring time: until 30 have one the pacer has no
+    time-to-answer to look ahead with, and keeps one call per ready agent (it used to divide by
+    the count of none)."""
+    est = trained()
+    est.ring_times.clear()
+    est._order.pop("ring_times")
+    snap = Snapshot(agents=[READY] * 4 + [busy(30.0)] * 6, calls_in_flight=[1.0])
+    assert not est.ready
+    assert decide(snap, est) == 3
+    for _ in range(30):
+        est.observe_dial_end(True, 10.0)
+    assert est.ready and decide(snap, est) >= 3
