@@ -389,6 +389,11 @@ def _step(runner: Runner, tasks: list[tuple], target: float, priority: tuple) ->
             f.cancel()  # those not started yet (a no-op for the others)
 
 
+def _holds(results: list[Result] | None, target: float) -> bool:
+    """A step's runs hold the target: their mean abandonment is at most it."""
+    return results is not None and statistics.fmean(r.abandon_rate for r in results) <= target
+
+
 def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: float, opts: dict,
               target: float, steps: int, fine: int = 2) -> tuple[float, list[Result]]:
     """Bisect the policy's parameter to `target` mean abandonment; the best run under it. The
@@ -408,7 +413,7 @@ def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: 
         mid = (lo + hi) / 2
         tasks = [(policy, n, s, mid, opts) for s in seeds] if full else [(policy, n, s, mid, narrow) for s in half]
         results = _step(runner, tasks, target, urgent)
-        if results is not None and statistics.fmean(r.abandon_rate for r in results) <= target:
+        if _holds(results, target):
             lo = mid
             if full:
                 best = (mid, results)
@@ -422,7 +427,7 @@ def calibrate(runner: Runner, policy: str, n: int, seeds: range, lo: float, hi: 
         if lo == bottom:
             break
         results = _step(runner, [(policy, n, s, lo, opts) for s in seeds], target, urgent)
-        if results is not None and statistics.fmean(r.abandon_rate for r in results) <= target:
+        if _holds(results, target):
             return lo, results
         lo = (bottom + lo) / 2
     return bottom, run_many(runner, policy, n, seeds, bottom, opts, urgent)
