@@ -57,7 +57,7 @@ def test_runner_passes_a_failed_run_on() -> None:
         assert len(sim.run_many(runner, "progressive", 5, range(2), 1.0, dict(HOUR, shift=60.0))) == 2
 
 
-def test_decide_cost_counts_the_decisions_another_version_makes_differently(tmp_path, capsys) -> None:
+def test_decide_cost_counts_the_decisions_another_version_makes_differently(tmp_path, capsys, monkeypatch) -> None:
     import json
     import sys
     from pathlib import Path
@@ -70,8 +70,8 @@ def test_decide_cost_counts_the_decisions_another_version_makes_differently(tmp_
     warier.write_text(source.replace("\nMIN_TAIL = 5\n", "\nMIN_TAIL = 500\n"), encoding="utf-8")
     assert "\nMIN_TAIL = 500\n" in warier.read_text(encoding="utf-8")
     for path, differ in ((same, 0), (warier, None)):
-        sys.argv = ["decide_cost.py", "--agents", "20", "--hours", "1", "--share", "0.2", "--repeat", "1",
-                    "--against", str(path), "--json"]
+        monkeypatch.setattr(sys, "argv", ["decide_cost.py", "--agents", "20", "--hours", "1", "--share", "0.2",
+                                          "--repeat", "1", "--against", str(path), "--json"])
         cost.main()
         rows = json.loads(capsys.readouterr().out)["rows"]
         assert rows[0]["differ"] == 0 and rows[1]["us_per_decision"] > 0
