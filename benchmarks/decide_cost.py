@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--against", metavar="FILE", help="another version of dialer/pacing.py")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.against and not Path(a.against).is_file():
+        ap.error(f"--against: no such file: {a.against}")
     sample = record(a.agents, a.seed, a.hours, a.share)
     if not sample:
         ap.error("no decision recorded: a longer day or a larger --share")
