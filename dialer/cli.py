@@ -139,13 +139,13 @@ class _Store:
         self.url = url
         self._engine: Any = None
 
-    def engine(self, *, check_schema: bool = True) -> Any:
+    def engine(self, *, check_schema: bool = True, statement_timeout_ms: int | None = None) -> Any:
         from dialer.store.engine import StoreError, make_engine
         from dialer.store.migrate import require_current
 
         if self._engine is None:
             try:
-                self._engine = make_engine(self.url)
+                self._engine = make_engine(self.url, statement_timeout_ms=statement_timeout_ms)
             except StoreError as exc:
                 raise InputError(str(exc)) from None
         if check_schema:
@@ -726,7 +726,8 @@ def _iso_time(value: str | None, option: str) -> Any:
 @click.option("--cti", "cti_url", default="ws://127.0.0.1:8081/spcc/cti", show_default=True,
               help="The CTI server's WebSocket URL.")
 @click.option("--campaign", "campaigns", multiple=True, help="Work these campaigns [every active one].")
-@click.option("--worker-id", help="This worker's name in the database [host-pid].")
+@click.option("--worker-id", help="This worker's name in the database [the host and a hash of --cti and "
+              "--campaign: stable, so that a restarted worker takes its own seats and calls back at once].")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Run in simulated time, 1/F times faster (with `dialer sim --time-scale F`).")
 @click.option("--clock-start", help="Simulated time at start, ISO 8601 (with --time-scale; default now).")
@@ -754,14 +755,12 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
     from dialer.clock import Clock
     from dialer.worker import Worker, WorkerOptions
 
-    engine = _store(ctx).engine()
+    engine = _store(ctx).engine(statement_timeout_ms=15_000)
     clock = Clock(scale=time_scale, epoch=clock_epoch or _time.time(),
                   origin=_iso_time(clock_start, "--clock-start"))
     options = WorkerOptions(cti_url=cti_url, campaigns=campaigns, clock=clock, until_done=until_done,
                             drain_timeout=drain_timeout, lease=lease, inbox=_Path(inbox) if inbox else None,
-                            max_seats=max_seats)
-    if worker_id:
-        options.worker_id = worker_id
+                            max_seats=max_seats, worker_id=worker_id or "")
 
     async def main_loop() -> None:
         worker = Worker(engine, options)
@@ -771,14 +770,16 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
 
             server = await serve_metrics(worker, metrics_port)
         try:
-            await worker.run()
+            code = await worker.run()
         finally:
             if server is not None:
                 server.close()
         click.echo(f"worker {options.worker_id} stopped: {worker.stats.dials} dials, "
                    + ", ".join(f"{k} {v}" for k, v in sorted(worker.stats.outcomes.items())), err=True)
+        return code
 
-    asyncio.run(main_loop())
+    if asyncio.run(main_loop()):
+        raise SystemExit(1)
 
 
 @main.command("demo")

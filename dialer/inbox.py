@@ -33,7 +33,7 @@ def scan_inbox(engine: Engine, campaign: str, folder: Path, worker_id: str) -> l
         processed.mkdir(exist_ok=True)
         rejects = processed / f"{path.stem}.rejects.csv"
         try:
-            summary = import_file(engine, campaign, claimed, rejects=rejects)
+            summary = import_file(engine, campaign, claimed, rejects=rejects, commit_chunks=True, pause_gc=False)
         except DialerError as exc:
             failed = folder / "failed"
             failed.mkdir(exist_ok=True)

@@ -29,7 +29,8 @@ How each call ends (`OUTCOME_RULES`, also in docs/worker.md):
 | AGENT_UP | hangup (the network refused before ringing) | failed | yes |
 | RINGING | hangup before our ring timeout | busy | yes |
 | TALKING | hangup | answered | yes (final) |
-| any | the seat's socket lost | interrupted | no |
+| TALKING | the call could no longer be followed (socket lost, worker gone) | answered, talk unknown | yes (final) |
+| any other | the call could no longer be followed | interrupted | no |
 
 When the worker hangs up itself (`hang_up`: a timer ran out) the call ends when the server's
 `hangup` confirms it — or, failing that, when the hangup timer runs out — and the outcome
@@ -49,7 +50,7 @@ from typing import Literal
 
 from dialer.cti import protocol as p
 from dialer.errors import DialerError
-from dialer.window import CallingWindow
+from dialer.window import CallingWindow, WindowError
 
 
 class State(enum.Enum):
@@ -216,7 +217,8 @@ class CallTracker:
             raise IllegalTransition(self.state, Event.HANGUP)
         last = self._state_before_end()
         if self.ended_by is Event.LOST:
-            return "interrupted"
+            # the customer talked: a conversation is never redialled because we lost sight of it
+            return "answered" if last is State.TALKING else "interrupted"
         if self.we_hung_up is not None and self.ended_by in (Event.HANGUP, Event.HANGUP_TIMEOUT):
             if last is State.TALKING:
                 return "answered"
@@ -245,12 +247,22 @@ class CallTracker:
 
     @property
     def talk_seconds(self) -> float | None:
-        if self.answered_at is None or self.ended_at is None:
-            return None
+        if self.answered_at is None or self.ended_at is None or self.ended_by is Event.LOST:
+            return None  # a call we lost sight of ended at an unknown time
         return (self.ended_at - self.answered_at).total_seconds()
 
 
 # -- the retry policy -------------------------------------------------------------------------------
+
+#: Default seconds before a retry, by outcome. Answered is final; abandoned waits 72 h (the
+#: rule for a number whose live answer found no agent).
+DEFAULT_RETRY: dict[str, int] = {
+    "no_answer": 3600, "busy": 900, "failed": 3600, "timeout": 3600, "agent_no_answer": 0,
+    "abandoned": 72 * 3600, "interrupted": 300,
+}
+#: A number whose call was abandoned is not called again by a predictive campaign for this long
+#: (FCC/Ofcom: an abandoned call is not repeated within 72 hours unless an agent is guaranteed).
+ABANDON_QUIET = dt.timedelta(hours=72)
 
 @dataclass(frozen=True, slots=True)
 class Retry:
@@ -265,7 +277,7 @@ class Retry:
 
 def decide_retry(
     outcome: OutcomeName, *, attempts: int, free_misses: int, max_attempts: int,
-    delays: dict[str, int], window: CallingWindow, now: dt.datetime,
+    delays: dict[str, int], window: CallingWindow, now: dt.datetime, predictive: bool = False,
 ) -> Retry:
     """The contact's fate after a call that ended with `outcome`.
 
@@ -282,5 +294,34 @@ def decide_retry(
     total = attempts + (1 if spent else 0)
     if total >= max_attempts:
         return Retry("exhausted", total, misses, None, spent)
-    delay = dt.timedelta(seconds=delays.get(outcome, 0))
-    return Retry("pending", total, misses, window.next_open(now + delay), spent)
+    delay = dt.timedelta(seconds=delays.get(outcome, DEFAULT_RETRY.get(outcome, 0)))
+    if predictive and outcome == "abandoned":
+        delay = max(delay, ABANDON_QUIET)  # whatever the campaign's retry delay says
+    try:
+        due = window.next_open(now + delay)
+    except WindowError:  # a window that never opens (no day, empty range): retry after the delay
+        due = now + delay
+    return Retry("pending", total, misses, due, spent)
+
+
+@dataclass(frozen=True, slots=True)
+class Milestones:
+    """What the store knows of an attempt whose worker can no longer say how it ended."""
+
+    dialled_at: dt.datetime | None = None
+    ringing_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    bridged_at: dt.datetime | None = None
+    predictive: bool = False
+
+
+def reconciled_outcome(m: Milestones) -> tuple[OutcomeName, str]:
+    """The outcome of an attempt closed for a worker that is gone, from its written milestones:
+    a conversation (answered, or bridged to an agent) is `answered` with its talk time unknown —
+    never redialled; a predictive call answered but never bridged is `abandoned` (it counts
+    against the cap); anything else is `interrupted` (a free miss)."""
+    if m.bridged_at is not None or (m.answered_at is not None and not m.predictive):
+        return "answered", "talk time unknown: the worker stopped before the call ended"
+    if m.answered_at is not None:
+        return "abandoned", "answered, no agent recorded: the worker stopped mid-hand-over"
+    return "interrupted", "the worker stopped mid-call" if m.dialled_at else "the worker stopped before the dial"

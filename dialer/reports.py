@@ -12,7 +12,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from dialer.outcomes import FINAL_OUTCOMES
-from dialer.store.calls import ABANDONED, LIVE
+from dialer.store.attempts import ABANDONED, LIVE
 from dialer.store.models import CONTACT_STATUSES, OUTCOMES, Attempt, Campaign, Contact
 
 REPORTS = ("summary", "outcomes", "agents", "hourly", "attempts")

@@ -110,7 +110,7 @@ class CallingWindow:
             return after
         tz = zone(self.timezone)
         local = after.astimezone(tz)
-        for offset in range(0, 8):
+        for offset in range(0, 15):  # two weeks: a one-day-a-week window whose day is today, past its close
             span = self._spans(local.date() + dt.timedelta(days=offset), tz)
             if span and span[0] > local:
                 return span[0].astimezone(dt.timezone.utc)

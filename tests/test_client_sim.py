@@ -465,7 +465,8 @@ async def test_wrong_path_and_dead_server_are_clear_errors(make_sim) -> None:
 
 
 async def test_callback_delivery_and_disconnected_seat_is_logged_out_on_server(make_sim) -> None:
-    sim = await make_sim({"customers": [{**ANSWER, "talk": 500}], "agents": AGENTS})
+    """Without the desk-phone model a seat's socket takes its call with it."""
+    sim = await make_sim({"customers": [{**ANSWER, "talk": 500}], "agents": AGENTS, "desk_phone": False})
     got: list[p.Message] = []
     seat = Seat(on_event=got.append, heartbeat_interval=0, reconnect=False)
     await seat.connect(sim.url)
@@ -479,3 +480,39 @@ async def test_callback_delivery_and_disconnected_seat_is_logged_out_on_server(m
     await asyncio.sleep(0.05)
     assert "601" not in sim.by_ext
     assert sim.call_log[-1].end == "agent_logout"
+
+
+async def test_desk_phone_keeps_its_call_when_the_socket_drops(make_sim) -> None:
+    """A desk phone's call goes on when its CTI socket drops; the next socket that logs the
+    extension in is shown the call (its status) and can end it; a call that ends with no
+    socket attached signs the extension out."""
+    sim = await make_sim({"customers": [{**ANSWER, "talk": 500}], "agents": AGENTS})
+    got: list[p.Message] = []
+    seat = Seat(on_event=got.append, heartbeat_interval=0, reconnect=False)
+    await seat.connect(sim.url)
+    await seat.login("a", "601", "kefu", "1")
+    await seat.dial("913800138000")
+    for _ in range(300):
+        if any(isinstance(m, p.OutboundAnswered) for m in got):
+            break
+        await asyncio.sleep(0.01)
+    await seat.close()
+    await asyncio.sleep(0.05)
+    assert "601" in sim.by_ext and sim.by_ext["601"].call is not None and sim.call_log == []
+    again: list[p.Message] = []
+    second = Seat(on_event=again.append, heartbeat_interval=0, reconnect=False)
+    await second.connect(sim.url)
+    await second.login("a", "601", "kefu", "1")
+    for _ in range(300):
+        if any(isinstance(m, p.StatusChanged) for m in again):
+            break
+        await asyncio.sleep(0.01)
+    status = next(m for m in again if isinstance(m, p.StatusChanged))
+    assert status.call_state is p.CallState.OUTBOUND_TALKING
+    await second.hangup()
+    for _ in range(300):
+        if sim.call_log:
+            break
+        await asyncio.sleep(0.01)
+    assert sim.call_log[-1].answered and sim.call_log[-1].end == "agent_hangup"
+    await second.close()

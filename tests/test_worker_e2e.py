@@ -188,10 +188,16 @@ async def test_unregistered_seat_dials_nothing(engine) -> None:
     assert sim.call_log == [] and contacts(engine)["+8613800138000"].attempts == 0
 
 
-async def test_seat_lost_mid_call_is_interrupted_and_restored(engine) -> None:
+@pytest.mark.parametrize("desk_phone", [True, False])
+async def test_seat_lost_mid_call_is_followed_again_and_never_redialled(engine, desk_phone) -> None:
+    """The agent's socket drops while the customer talks. On a desk phone the call goes on: the
+    seat comes back, the new login shows the call, and the worker follows it to its end (talk
+    time known). Where the call died with the socket, the worker sees an idle line on its
+    return: the customer had talked, so the attempt is `answered` with the talk time unknown —
+    never `interrupted` and dialled again."""
     setup_db(engine, ["13800138000"], ["601"])
-    sim = await start_sim({**SCRIPT, "customers": [{"number": "13800138000", "outcome": "answer", "ring": 2,
-                                                    "talk": 60}]})
+    sim = await start_sim({**SCRIPT, "desk_phone": desk_phone,
+                           "customers": [{"number": "13800138000", "outcome": "answer", "ring": 2, "talk": 60}]})
 
     async def cut_when_talking() -> None:
         while not any(s.call is not None and s.call.phase == "talking" for s in sim.by_ext.values()):
@@ -200,14 +206,21 @@ async def test_seat_lost_mid_call_is_interrupted_and_restored(engine) -> None:
 
     try:
         cutter = asyncio.create_task(cut_when_talking())
-        await run_worker(engine, sim, interrupted_retry=10)
+        worker = await run_worker(engine, sim)
         await cutter
     finally:
         await sim.stop()
     rows = attempts_by_phone(engine)["+8613800138000"]
-    assert [a.outcome for a in rows] == ["interrupted", "answered"]
+    assert [a.outcome for a in rows] == ["answered"]
+    assert len(sim.call_log) == 1 and sim.call_log[0].answered
+    if desk_phone:
+        assert rows[0].talk_seconds is not None and rows[0].talk_seconds > 30
+        assert sim.call_log[0].end != "agent_logout"  # the call was not cut with the socket
+    else:
+        assert rows[0].talk_seconds is None and "talk time unknown" in rows[0].detail
     c = contacts(engine)["+8613800138000"]
-    assert (c.status, c.attempts) == ("done", 1)  # the interrupted call cost nothing
+    assert (c.status, c.attempts) == ("done", 1)
+    assert worker.stats.outcomes == {"answered": 1}
 
 
 async def test_scheduler_shutdown_before_a_job_starts_logs_no_error(caplog) -> None:

@@ -265,8 +265,12 @@ class Seat:
                     log.warning("seat %s: re-login refused: %s", self.name, exc.reason)
                     await self._abort()
                     continue
-                except CTIError as exc:
+                except (CTIError, RemoteProtocolError) as exc:
                     log.info("seat %s: reconnect attempt %d failed: %s", self.name, attempts, exc)
+                    await self._abort()
+                    continue
+                except Exception:  # anything else must not end the reconnect loop for good
+                    log.exception("seat %s: reconnect attempt %d failed", self.name, attempts)
                     await self._abort()
                     continue
                 self._restorer = None
@@ -399,7 +403,8 @@ class Seat:
 
     async def _login(self, params: LoginParams) -> p.LoginResponse:
         response = await self.command("login", **params.wire())
-        assert isinstance(response, p.LoginResponse)
+        if not isinstance(response, p.LoginResponse):
+            raise RemoteProtocolError(f"login answered with {type(response).__name__}")
         if not response.success:
             raise LoginFailed(response.result_text)
         self._params = params
@@ -409,7 +414,8 @@ class Seat:
 
     async def logout(self) -> p.LogoutResponse:
         response = await self.command("logout")
-        assert isinstance(response, p.LogoutResponse)
+        if not isinstance(response, p.LogoutResponse):
+            raise RemoteProtocolError(f"logout answered with {type(response).__name__}")
         if response.success:
             self._params = None
             self.logged_in = False
@@ -423,7 +429,8 @@ class Seat:
         kind = p.ExtensionListType(type) if isinstance(type, str) else type
         response = await self.command(
             "getExtensionList", type=kind.value, secid=secid, queue=queue, timeout=timeout)
-        assert isinstance(response, p.ExtensionListResponse)
+        if not isinstance(response, p.ExtensionListResponse):
+            raise RemoteProtocolError(f"getExtensionList answered with {type(response).__name__}")
         if not response.success:
             raise CTIError(f"getExtensionList refused: {response.result_text}")
         return response.records

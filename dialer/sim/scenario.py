@@ -45,6 +45,9 @@ class SimConfig:
     #: getExtensionList do (the worker must cope with both).
     respond: str = "all"
     hangup_callid: bool = True
+    #: a seat's call goes on when its CTI socket drops, as on a desk phone; the next socket that
+    #: logs the extension in takes the call over (False: the call ends with the socket)
+    desk_phone: bool = True
     agent_ring_timeout: float = 30.0  # how long an agent's extension rings before giving up
     ring_timeout: float = 60.0  # how long the network lets an unanswered customer ring
     post_dial_delay: float = 0.5  # from the agent's pickup to the customer's ringing
@@ -99,7 +102,7 @@ def _typed(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
 
 
 _TOP = {
-    "seed": int, "time_scale": (int, float), "respond": str, "hangup_callid": bool,
+    "seed": int, "time_scale": (int, float), "respond": str, "hangup_callid": bool, "desk_phone": bool,
     "agent_ring_timeout": (int, float), "ring_timeout": (int, float),
     "post_dial_delay": (int, float), "ivr_seconds": (int, float),
 }

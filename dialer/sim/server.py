@@ -92,6 +92,8 @@ class Session:
         self.idle_since = 0.0
         self.answer_heartbeats = True
         self.profile = AgentProfile("")
+        self.detached = False  # its socket is gone; the extension's call goes on (desk phone)
+        self.moved_to: Session | None = None  # a detached session this socket took over
 
     @property
     def logged_in(self) -> bool:
@@ -275,13 +277,35 @@ class Simulator:
                     log.info("sim: dropped a frame from %s: %s", s.extension or "?", exc)
                     continue
                 self._dispatch(s, cmd)
+                if s.moved_to is not None:  # this socket took over a desk phone's session
+                    s = s.moved_to
         except ConnectionClosed:
             pass
         finally:
             self.sessions.discard(s)
-            if s.logged_in:
-                self._sign_out(s)
+            if s.logged_in and s.ws is ws:
+                if self.config.desk_phone and s.call is not None and self._server is not None:
+                    self._detach_socket(s)
+                else:
+                    self._sign_out(s)
             writer.cancel()
+
+    def _detach_socket(self, s: Session) -> None:
+        """The socket of a seat in a call is gone: the phone keeps its call (and its extension)
+        until the call ends or another socket logs the extension in."""
+        s.detached = True
+        s.out = asyncio.Queue()  # nobody reads it
+        self.members[s.queue].discard(s)
+        self._touch(s.queue)
+
+    def _attach(self, s: Session, holder: Session) -> Session:
+        """Socket `s` logs in the extension of detached `holder`: it takes the phone over."""
+        holder.ws, holder.out, holder.detached = s.ws, s.out, False
+        holder.answer_heartbeats = True
+        s.moved_to = holder
+        self.sessions.discard(s)
+        self.sessions.add(holder)
+        return holder
 
     async def _write(self, s: Session) -> None:
         try:
@@ -374,6 +398,9 @@ class Simulator:
     def _cmd_login(self, s: Session, cmd: p.ClientCommand) -> None:
         ext = cmd.get("extension")
         holder = self.by_ext.get(ext)
+        if holder is not None and holder.detached and not s.logged_in and p.is_dial_digits(ext):
+            s = self._attach(s, holder)  # the new login sees the call (its status says so)
+            holder = s
         if not p.is_dial_digits(ext):
             reason = f"分机号无效: {ext!r}"
         elif holder is not None and holder is not s:
@@ -561,6 +588,8 @@ class Simulator:
         self._set_state(s, CS.IDLE, "")
         s.idle_since = self.now()
         self._touch(s.queue)
+        if s.detached:  # the phone's call is over and no socket took it: the seat signs out
+            self._sign_out(s)
 
     def _leave(self, s: Session, why: str) -> None:
         """Seat `s` hangs up its own part; the customer's leg ends when no agent is left."""

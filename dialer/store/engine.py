@@ -28,8 +28,19 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kw: Any) -> Engine:
-    """An engine for `url`. Raises StoreError for a URL SQLAlchemy cannot read."""
+#: PostgreSQL: how long a connection attempt may take (seconds); and TCP keepalives, so that a
+#: dead server or route is noticed in seconds rather than the kernel's two hours
+PG_CONNECT_TIMEOUT = 5
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                 "tcp_user_timeout": 10_000}
+
+
+def make_engine(url: str, *, statement_timeout_ms: int | None = None, **kw: Any) -> Engine:
+    """An engine for `url`. Raises StoreError for a URL SQLAlchemy cannot read.
+
+    PostgreSQL connections get a connect timeout and keepalives; `statement_timeout_ms` also
+    bounds every statement and lock wait (the worker's engine sets it: no database call of the
+    daemon can hang)."""
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -42,6 +53,13 @@ def make_engine(url: str, **kw: Any) -> Engine:
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
     kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_timeout", 10)
+    args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT, **PG_KEEPALIVES}
+    if statement_timeout_ms:
+        args["options"] = (f"-c statement_timeout={int(statement_timeout_ms)} "
+                           f"-c lock_timeout={int(statement_timeout_ms)} "
+                           f"-c idle_in_transaction_session_timeout={int(statement_timeout_ms) * 2}")
+    kw["connect_args"] = {**args, **kw.get("connect_args", {})}
     try:
         return create_engine(parsed, **kw)
     except Exception as exc:  # a missing driver, a malformed option

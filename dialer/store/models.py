@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+    JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
     TypeDecorator, UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -149,6 +149,7 @@ class Attempt(Base):
         Index("ix_attempts_campaign_created", "campaign_id", "created_at"),
         Index("ix_attempts_contact", "contact_id"),
         Index("ix_attempts_open", "worker_id", "ended_at"),
+        Index("ix_attempts_open_seat", "seat", "ended_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -173,6 +174,8 @@ class Attempt(Base):
     city: Mapped[str] = mapped_column(String(32), default="")
     isp: Mapped[str] = mapped_column(String(32), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    #: the fencing token of the worker lease it was made under: every later write must carry it
+    lease_token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Agent(Base):
@@ -189,6 +192,7 @@ class Agent(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class DoNotCall(Base):
@@ -236,3 +240,6 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: changes whenever the worker id's lease changes hands (a new life, a take-over)
+    token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from dialer.dialplan import UNKNOWN_CITY_CHOICES, DialPlan
 from dialer.errors import DialerError
+from dialer.outcomes import DEFAULT_RETRY  # the rules live in the pure core
 from dialer.store.models import (
     CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Attempt, Campaign, Contact, DoNotCall,
 )
@@ -30,15 +31,7 @@ class InvalidInput(DialerError):
     """A value a user gave cannot be used; the message names it."""
 
 
-#: Default seconds before a retry, by outcome. Answered is final; abandoned waits 72 h (the
-#: rule for a number whose live answer found no agent).
-DEFAULT_RETRY: dict[str, int] = {
-    "no_answer": 3600, "busy": 900, "failed": 3600, "timeout": 3600, "agent_no_answer": 0,
-    "abandoned": 72 * 3600, "interrupted": 300,
-}
 MIN_RING_TIMEOUT = 15
-#: A number whose call was abandoned is not called again in predictive mode for this long.
-ABANDON_QUIET = dt.timedelta(hours=72)
 
 
 # -- campaigns ------------------------------------------------------------------------------------
@@ -368,11 +361,8 @@ def claim_in(s: Session, campaign: Campaign, worker_id: str, limit: int, now: dt
     in_call = exists().where(Attempt.contact_id == Contact.id, Attempt.ended_at.is_(None))
     rules = [Contact.campaign_id == campaign.id, Contact.status == "pending", Contact.next_attempt_at <= now,
              Contact.attempts < campaign.max_attempts, free, in_window, ~blocked, ~in_call]
-    if campaign.mode == "predictive":
-        # a number abandoned in the last 72 hours is called again only when an agent is
-        # guaranteed (progressive), whatever the campaign's retry delay says
-        rules.append(~exists().where(Attempt.contact_id == Contact.id, Attempt.outcome == "abandoned",
-                                     Attempt.ended_at > now - ABANDON_QUIET))
+    # (the 72-hour rule for abandoned numbers lives in outcomes.decide_retry: their next attempt
+    # is set no sooner)
     due = (
         select(Contact.id)
         .where(*rules)

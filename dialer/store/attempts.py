@@ -1,24 +1,24 @@
-"""Repository functions of the worker: workers, seat leases, attempts and their outcomes.
+"""Repository functions of the worker's calls: the claim, milestones, outcomes, counts.
 
 Each function opens its own short transaction on the engine it is given (the worker calls them
-from one database thread, never from the event loop).
+from its database threads, never from the event loop). Every write names the fencing token of
+the worker's lease (dialer/store/leases.py) and changes nothing under a token that is gone; an
+outcome is written at most once (`ended_at IS NULL`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.outcomes import Retry
+from dialer.store.leases import LeaseLost
 from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
-from dialer.store.repo import AgentRow
 
 log = logging.getLogger(__name__)
 
@@ -44,81 +44,6 @@ class AttemptEnd:
     agent_extension: str | None = None  # who talked, when not the seat that dialled (predictive)
 
 
-def register_worker(engine: Engine, worker_id: str, now: dt.datetime) -> None:
-    with Session(engine) as s, s.begin():
-        row = s.get(Worker, worker_id)
-        if row is None:
-            s.add(Worker(id=worker_id, host=socket.gethostname(), pid=os.getpid(), started_at=now, last_seen=now))
-        else:
-            row.host, row.pid, row.started_at, row.last_seen = socket.gethostname(), os.getpid(), now, now
-
-
-def heartbeat(engine: Engine, worker_id: str, now: dt.datetime, lease: dt.timedelta) -> None:
-    """Say the worker is alive and renew its leases: its seats, and the contacts it holds (those
-    in its calls: a claimed contact is dialled at once and released when its outcome is written)."""
-    with engine.begin() as s:  # by owner, through its index: a 500-seat worker renews in one go
-        s.execute(update(Worker.__table__).where(Worker.__table__.c.id == worker_id).values(last_seen=now))
-        agents, contacts = Agent.__table__.c, Contact.__table__.c
-        s.execute(update(Agent.__table__).where(agents.claimed_by == worker_id).values(lease_until=now + lease))
-        s.execute(update(Contact.__table__).where(contacts.claimed_by == worker_id).values(lease_until=now + lease))
-
-
-def unregister_worker(engine: Engine, worker_id: str) -> None:
-    """A clean stop: give back every seat and contact this worker holds."""
-    with Session(engine) as s, s.begin():
-        s.execute(update(Agent).where(Agent.claimed_by == worker_id).values(claimed_by=None, lease_until=None))
-        s.execute(update(Contact).where(Contact.claimed_by == worker_id).values(claimed_by=None, lease_until=None))
-        s.execute(delete(Worker).where(Worker.id == worker_id))
-
-
-def reconcile_dead_workers(engine: Engine, me: str, now: dt.datetime, lease: dt.timedelta,
-                           retry_delay: dt.timedelta, *, starting: bool = False) -> int:
-    """Attempts left open by dead workers (heartbeat older than the lease — and, when
-    `starting`, by an earlier life of this worker id) become `interrupted`; their contacts are
-    due again after `retry_delay`, a free miss; their seats and contacts are released.
-    Returns how many attempts were closed."""
-    with Session(engine) as s, s.begin():
-        dead = set(s.scalars(select(Worker.id).where(Worker.last_seen < now - lease, Worker.id != me)))
-        if starting:
-            dead.add(me)
-        open_attempts = list(s.scalars(select(Attempt).where(Attempt.ended_at.is_(None), Attempt.worker_id.in_(dead))))
-        for attempt in open_attempts:
-            attempt.outcome, attempt.ended_at = "interrupted", now
-            attempt.detail = (attempt.detail + " worker stopped mid-call").strip()
-            contact = s.get(Contact, attempt.contact_id)
-            if contact is not None and contact.status == "pending":
-                contact.last_outcome = "interrupted"
-                contact.next_attempt_at = now + retry_delay
-                contact.free_misses += 1
-                contact.claimed_by, contact.lease_until = None, None
-        s.execute(update(Agent).where(Agent.claimed_by.in_(dead)).values(claimed_by=None, lease_until=None))
-        s.execute(update(Contact).where(Contact.claimed_by.in_(dead)).values(claimed_by=None, lease_until=None))
-        s.execute(delete(Worker).where(Worker.id.in_(dead - {me})))
-        return len(open_attempts)
-
-
-def lease_seats(engine: Engine, worker_id: str, queues: Iterable[str], now: dt.datetime,
-                lease: dt.timedelta, roles: Sequence[str] = ("agent",), limit: int | None = None) -> list[AgentRow]:
-    """Hold up to `limit` enabled seats of `queues`: this worker's own first, then seats no live
-    worker holds. Returns every seat of `roles` this worker holds (of any queue)."""
-    queues = list(queues)
-    with Session(engine) as s, s.begin():
-        free = or_(Agent.claimed_by.is_(None), Agent.lease_until < now, Agent.claimed_by == worker_id)
-        cond = and_(Agent.queue.in_(queues), Agent.enabled.is_(True), Agent.role.in_(list(roles)), free)
-        own_first = case((Agent.claimed_by == worker_id, 0), else_=1)
-        pick = select(Agent.id).where(cond).order_by(own_first, Agent.extension)
-        if limit is not None:
-            pick = pick.limit(limit)
-        if engine.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        ids = list(s.scalars(pick))
-        s.execute(update(Agent).where(Agent.id.in_(ids), free).values(claimed_by=worker_id, lease_until=now + lease)
-                  .execution_options(synchronize_session=False))
-        rows = s.scalars(select(Agent).where(Agent.claimed_by == worker_id, Agent.role.in_(list(roles)))
-                        .order_by(Agent.extension))
-        return [AgentRow(a.staffid, a.name, a.extension, a.queue, a.skill, a.role, a.sector) for a in rows]
-
-
 def load_campaigns(engine: Engine, names: Sequence[str]) -> list[Campaign]:
     """The campaigns to work: those named (any status), or every active one."""
     with Session(engine, expire_on_commit=False) as s:
@@ -137,27 +62,35 @@ class Started:
     dial_string: str
 
 
-def claim_for_queues(engine: Engine, worker_id: str, queues: Sequence[tuple[Sequence[Campaign], list[str]]],
+def claim_for_queues(engine: Engine, worker_id: str, token: int,
+                     queues: Sequence[tuple[Sequence[Campaign], list[str]]],
                      now: dt.datetime, lease: dt.timedelta) -> list[tuple[Campaign, Started]]:
     """Claim up to one due contact per free seat and write their attempts, for every queue with
     free seats at once, in one transaction — the attempt exists before its dial is sent. Each
     queue's campaigns, in the order given, share its free seats. The dial string is built here,
-    at dial time; a number the campaign's dial plan refuses is marked `invalid` instead."""
+    at dial time; a number the campaign's dial plan refuses is marked `invalid` instead.
+    Only under a live lease (LeaseLost otherwise) and on seats still held under it."""
     with Session(engine, expire_on_commit=False) as s, s.begin():
+        w = s.execute(select(Worker.token, Worker.lease_until).where(Worker.id == worker_id)).first()
+        if w is None or w.token != token or w.lease_until is None or w.lease_until < now:
+            raise LeaseLost(f"worker {worker_id}: no live lease")
+        wanted = [x for _, seats in queues for x in seats]
+        held = set(s.scalars(select(Agent.extension).where(Agent.extension.in_(wanted), Agent.claimed_by == worker_id,
+                                                           Agent.lease_token == token)))
         out: list[tuple[Campaign, Started]] = []
         for campaigns, seats in queues:
-            free = list(seats)
+            free = [x for x in seats if x in held]
             for campaign in campaigns:
                 if not free:
                     break
-                started = _start_in(s, campaign, worker_id, free, now, lease)
+                started = _start_in(s, campaign, worker_id, token, free, now, lease)
                 taken = {st.seat for st in started}
                 free = [x for x in free if x not in taken]
                 out += [(campaign, st) for st in started]
         return out
 
 
-def _start_in(s: Session, campaign: Campaign, worker_id: str, seats: Sequence[str], now: dt.datetime,
+def _start_in(s: Session, campaign: Campaign, worker_id: str, token: int, seats: Sequence[str], now: dt.datetime,
               lease: dt.timedelta) -> list[Started]:
     from dialer.dialplan import NotDialable, parse_number
     from dialer.store.repo import claim_in, plan_of
@@ -181,22 +114,43 @@ def _start_in(s: Session, campaign: Campaign, worker_id: str, seats: Sequence[st
         seat = next(free_seats)
         attempt = Attempt(campaign_id=campaign.id, contact_id=contact.id, attempt_no=done.get(contact.id, 0) + 1,
                           worker_id=worker_id, seat=seat, agent_extension=seat, dial_string=dial_string,
-                          created_at=now)
+                          created_at=now, lease_token=token)
         s.add(attempt)
         started.append((contact, attempt, dial_string))
     s.flush()
     return [Started(c, a.id, a.seat, d) for c, a, d in started]
 
 
-def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: AttemptEnd, retry: Retry) -> None:
-    """Record a call's outcome and what it means for its contact, in one transaction."""
+#: milestone name → column: what a call has reached, written as it happens
+MILESTONES = ("dialled_at", "ringing_at", "answered_at", "bridged_at")
+
+
+def write_milestone(engine: Engine, token: int, attempt_id: int, values: dict[str, object]) -> bool:
+    """Record what an open call has reached (`dialled_at`, `ringing_at`, `answered_at`,
+    `bridged_at`, `callid`, `agent_extension`); False when the attempt is closed or not ours."""
+    a = Attempt.__table__.c
+    with engine.begin() as conn:
+        done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
+                                                             a.lease_token == token).values(**values))
+        return done.rowcount == 1
+
+
+def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int, end: AttemptEnd,
+                   retry: Retry) -> bool:
+    """Record a call's outcome and what it means for its contact, in one transaction, at most
+    once: False (nothing written) when the attempt was closed already or is under another token."""
+    a = Attempt.__table__.c
     with engine.begin() as s:  # Core: this runs once a call, on the hot path
-        s.execute(update(Attempt.__table__).where(Attempt.__table__.c.id == attempt_id).values(
-            outcome=end.outcome, callid=end.callid, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
+        done = s.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
+                                                          a.lease_token == token).values(
+            outcome=end.outcome, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
             bridged_at=end.bridged_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
             talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
             detail=end.detail[:1000],
+            **({"callid": end.callid} if end.callid else {}),
             **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
+        if done.rowcount != 1:
+            return False
         values: dict[str, object] = dict(
             status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
             last_outcome=end.outcome, claimed_by=None, lease_until=None)
@@ -207,6 +161,20 @@ def finish_attempt(engine: Engine, attempt_id: int, contact_id: int, end: Attemp
         if end.city:
             values.update(city=end.city)
         s.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
+        return True
+
+
+def open_attempts(engine: Engine, worker_id: str, token: int) -> list[int]:
+    """This worker's open attempts (to find those no call of its follows)."""
+    a = Attempt.__table__.c
+    with engine.connect() as conn:
+        return list(conn.execute(select(a.id).where(a.worker_id == worker_id, a.lease_token == token,
+                                                    a.ended_at.is_(None))).scalars())
+
+
+def load_contacts(engine: Engine, ids: Sequence[int]) -> dict[int, Contact]:
+    with Session(engine, expire_on_commit=False) as s:
+        return {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(list(ids))))}
 
 
 def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> int:

@@ -1,0 +1,166 @@
+"""Dispatch: claim due contacts for the seats that are free and dial them.
+
+The dispatcher wakes when a seat frees up (and every `dispatch_every` in any case), claims as
+many due contacts as there are dialable seats — each queue's campaigns by priority, equal ones in
+turn; predictive queues as many as the pacer wants, on free ports — and for each writes the
+attempt (under the worker's fencing token, on seats it still holds), then sends `dial`. Nothing is
+claimed while the worker's lease is not fresh (`may_dial`): a worker that cannot renew stops
+dialling by itself, well before anyone else may take its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from dialer.errors import CTIError, LocalProtocolError
+from dialer.outcomes import CallTracker, Event
+from dialer.store import attempts as db
+from dialer.store.leases import LeaseLost
+from dialer.store.models import Campaign
+from dialer.worker.handover import ACW
+from dialer.worker.lanes import TRANSIENT
+from dialer.worker.state import MISSES_BEFORE_PARK, PARK_REASON, ActiveCall, SeatRun
+
+if TYPE_CHECKING:
+    from dialer.worker.daemon import Worker as _Base
+else:
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+
+
+class Dispatch(_Base):
+    """Claim and dial (a mixin of `Worker`)."""
+
+    async def _dispatcher(self) -> None:
+        while not self.draining:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._real(self.opt.dispatch_every))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self.draining:
+                return
+            try:
+                await self._dispatch_once()
+            except TRANSIENT as exc:
+                self._db_trouble("dispatch skipped", exc)
+            except LeaseLost as exc:
+                self._lease_lost(exc)
+            except Exception:
+                log.exception("dispatch failed; going on")
+
+    async def _dispatch_once(self) -> None:
+        now = self.clock.now()
+        free: dict[str, list[SeatRun]] = {}
+        ports: dict[str, list[SeatRun]] = {}
+        for run in self.seats.values():
+            if run.dialable(now):
+                if run.is_port:
+                    ports.setdefault(run.serves, []).append(run)
+                elif run.info.queue not in self.predictive:  # predictive agents take calls, not dial
+                    free.setdefault(run.info.queue, []).append(run)
+        turn = next(self._turn)
+
+        def by_priority(active: list[Campaign]) -> list[Campaign]:
+            # campaigns of equal priority take turns being first
+            return sorted(active, key=lambda c: (-c.priority, (c.id + turn) % max(1, len(active))))
+
+        work = []
+        for qname, runs in free.items():
+            active = by_priority([c for c in self.campaigns if c.queue == qname and c.status == "active"])
+            if active:
+                work.append((active, [r.info.extension for r in runs]))
+        for qname in self.predictive:
+            self._serve(qname)
+            idle_ports = ports.get(qname, [])
+            if not idle_ports:
+                continue
+            n = min(self._pace(qname, now), len(idle_ports))
+            active = by_priority([c for c in self.campaigns if c.queue == qname and c.status == "active"
+                                  and c.mode == "predictive"])
+            if n > 0 and active:
+                work.append((active, [r.info.extension for r in idle_ports[:n]]))
+        if not work or self.draining or not self.may_dial:
+            return
+        started = await self.lanes.call("dispatch", db.claim_for_queues, self.opt.worker_id, self.token, work, now,
+                                        dt.timedelta(seconds=self.opt.lease_sim))
+        self._db_ok()
+        await asyncio.gather(*(self._dial(self.seats[st.seat], campaign, st) for campaign, st in started))
+
+    async def _dial(self, run: SeatRun, campaign: Campaign, started: db.Started) -> None:
+        now = self.clock.now()
+        contact = started.contact
+        if not run.dialable(now) or self.draining:  # the seat changed while the claim ran
+            run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
+            run.call.tracker.detail = "the seat was taken before the dial"
+            self._ended(run, run.call.tracker.expire(Event.LOST, now))
+            return
+        run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
+        if run.is_port:
+            run.call.port, run.call.queue = run, run.serves
+        run.server_idle = False
+        freed = self._freed_at.pop(run.info.extension, None)
+        if freed is not None:
+            self.stats.free_to_dial.append(asyncio.get_running_loop().time() - freed)
+        self._arm(run)
+        try:
+            await run.seat.dial(started.dial_string, cusid=contact.customer_id or str(contact.id),
+                                cusname=contact.name, proid=str(campaign.id), proname=campaign.name)
+        except (CTIError, LocalProtocolError) as exc:
+            if run.call is not None and run.call.attempt_id == started.attempt_id:
+                run.call.tracker.detail = f"dial not sent: {exc}"
+                self._ended(run, run.call.tracker.expire(Event.LOST, self.clock.now()))
+            return
+        if run.call is not None and run.call.attempt_id == started.attempt_id:
+            run.call.dialled_at = self.clock.now()
+            self._milestones(run.call)
+        self.stats.dials += 1
+
+    async def _finish(self, run: SeatRun, call: ActiveCall) -> None:
+        try:
+            await self._record(run, call)
+        except Exception:
+            log.exception("seat %s: recording attempt %s failed", run.info.extension, call.attempt_id)
+        finally:
+            run.finishing = False
+            if run.released and run.handling is None:
+                self._spawn(self._drop_seat(run), f"release of seat {run.info.extension}")
+            else:
+                self._mark_free(run)
+
+    def _missed(self, run: SeatRun, what: str) -> None:
+        """The agent did not pick up: after `MISSES_BEFORE_PARK` in a row the seat is set busy
+        until the agent frees it."""
+        run.misses += 1
+        if run.misses >= MISSES_BEFORE_PARK and not run.parked:
+            run.parked = True
+            log.warning("seat %s (%s): %d %s in a row not picked up; set busy (%s) until the agent frees it",
+                        run.info.extension, run.info.name, run.misses, what, PARK_REASON)
+            self._spawn(self._send_busy(run), f"busy of seat {run.info.extension}")
+
+    async def _free(self, run: SeatRun) -> None:
+        """End the seat's after-call work (ours, and the server's 话后 if it set one)."""
+        run.wrap_until = None
+        if (run.busy == ACW or run.after_call) and not run.parked and run.logged_in:
+            try:
+                await run.seat.idle()
+            except CTIError as exc:
+                log.warning("seat %s: idle not sent: %s", run.info.extension, exc)
+        self._mark_free(run)
+
+    def _mark_free(self, run: SeatRun) -> None:
+        """The seat may have become dialable: note when (for the free → dial delay) and wake
+        the dispatcher."""
+        if run.dialable(self.clock.now()):
+            self._freed_at.setdefault(run.info.extension, self.loop.time())
+            if not run.is_port and run.info.queue in self.predictive:
+                self._serve(run.info.queue)  # a caller may be waiting for just this agent
+        else:
+            self._freed_at.pop(run.info.extension, None)
+        self._wake.set()
+

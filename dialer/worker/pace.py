@@ -1,0 +1,93 @@
+"""Predictive pacing inputs: the campaign's abandonment counts (every worker's, from the
+database, plus this worker's own since the last refresh) and the snapshot the pacer decides on
+(dialer/pacing.py is the pure decision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from dialer import pacing
+from dialer.store import attempts as db
+from dialer.store.models import Campaign
+from dialer.store.repo import window_of
+from dialer.worker.lanes import TRANSIENT, describe
+
+if TYPE_CHECKING:
+    from dialer.worker.daemon import Worker as _Base
+else:
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+
+class Pacing(_Base):
+    """Abandonment counts and the pacer's snapshot (a mixin of `Worker`)."""
+
+    def _count(self, campaign_id: int, *, abandoned: int = 0, live: int = 0) -> None:
+        c = self._counted.setdefault(campaign_id, [0, 0])
+        c[0] += abandoned
+        c[1] += live
+
+    async def _refresh_counts(self, now: dt.datetime) -> None:
+        """Abandoned calls and live answers of the predictive campaigns, from the database (every
+        worker's), over the last day and 30 days."""
+        ids = [c.id for c in self.campaigns if c.mode == "predictive"]
+        try:
+            counts = await self.lanes.call("background", db.abandon_counts, ids, now)
+        except TRANSIENT as exc:
+            log.error("abandonment counts not refreshed: %s", describe(exc))
+            return
+        self._counts, self._counted, self._counts_at = counts, {}, now
+
+    def abandonment(self) -> list[tuple[Campaign, db.AbandonCounts]]:
+        """Each predictive campaign's abandoned calls and live answers over the last 24 hours
+        and 30 days, as the pacer sees them (the database's, refreshed each minute, plus this
+        worker's own since)."""
+        out = []
+        for c in self.campaigns:
+            if c.mode != "predictive":
+                continue
+            base = self._counts.get(c.id, db.AbandonCounts())
+            ab, live = self._counted.get(c.id, [0, 0])
+            out.append((c, db.AbandonCounts(base.abandoned_day + ab, base.live_day + live,
+                                            base.abandoned_30d + ab, base.live_30d + live)))
+        return out
+
+    def _pace(self, queue: str, now: dt.datetime) -> int:
+        """How many calls the queue's pacer wants placed now."""
+        q = self.predictive[queue]
+        campaigns = [c for c in self.campaigns if c.queue == queue and c.mode == "predictive" and c.status == "active"]
+        if not campaigns:
+            return 0
+        agents: list[pacing.AgentState] = []
+        for run in self._agents_of(queue):
+            if not run.logged_in:
+                continue
+            if run.handling is not None:
+                since = run.bridged_at or now
+                agents.append(pacing.AgentState("busy", (now - since).total_seconds()))
+            elif run.after_call:
+                agents.append(pacing.AgentState("wrap", (now - (run.wrap_started or now)).total_seconds()))
+            elif run.dialable(now):
+                agents.append(pacing.AgentState("ready"))
+            else:
+                agents.append(pacing.AgentState("other"))
+        flight = [(now - (r.call.dialled_at or r.call.tracker.started)).total_seconds() for r in self.seats.values()
+                  if r.is_port and r.serves == queue and r.call is not None and r.call.phase == "dialling"]
+        ab1 = live1 = ab30 = live30 = 0
+        for c, n in self.abandonment():
+            if c in campaigns:
+                ab1, live1 = ab1 + n.abandoned_day, live1 + n.live_day
+                ab30, live30 = ab30 + n.abandoned_30d, live30 + n.live_30d
+        closing = all(not self._open_at(c, now + dt.timedelta(seconds=max(c.ring_timeout, 15))) for c in campaigns)
+        cfg = pacing.PacerConfig(target=min(c.abandon_target for c in campaigns),
+                                 max_calls_per_agent=min(c.max_calls_per_agent for c in campaigns))
+        snap = pacing.Snapshot(agents, flight, len(q.waiting), ab1, live1, ab30, live30, window_closing=closing)
+        return self.opt.pacer(snap, q.est, cfg)
+
+    @staticmethod
+    def _open_at(c: Campaign, when: dt.datetime) -> bool:
+        return window_of(c).is_open(when) or any(window_of(c, tz).is_open(when) for tz in c.contact_timezones)
+
