@@ -69,7 +69,8 @@ def test_an_outcome_lands_at_most_once_and_only_under_its_token(engine) -> None:
     [(_, st)] = claim(engine, "w1", token, seats)
     assert db.finish_attempt(engine, token + 1, st.attempt_id, st.contact.id, end(), retry_for(engine, "answered")) is False
     assert db.finish_attempt(engine, token, st.attempt_id, st.contact.id, end(), retry_for(engine, "answered")) is True
-    # the same write again (a batch resent after its reply was lost) changes nothing
+    # the same write again (a batch resent after its reply was lost) is written, once
+    assert db.finish_attempt(engine, token, st.attempt_id, st.contact.id, end(), retry_for(engine, "answered")) is True
     late = end("no_answer")
     assert db.finish_attempt(engine, token, st.attempt_id, st.contact.id, late, retry_for(engine, "no_answer")) is False
     assert db.write_milestone(engine, token, st.attempt_id, {"ringing_at": WED_10}) is False
@@ -102,6 +103,15 @@ def test_a_new_life_of_the_id_fences_the_old_one_out(engine) -> None:
     assert leases.renew(engine, "w1", new, WED_10 + dt.timedelta(seconds=6), LEASE) == {"601"}
 
 
+def test_a_late_renewal_never_moves_the_lease_back(engine) -> None:
+    setup(engine, phones=("+8613800138000",))
+    token, seats = start(engine)
+    leases.renew(engine, "w1", token, WED_10 + dt.timedelta(seconds=50), LEASE)
+    leases.renew(engine, "w1", token, WED_10 + dt.timedelta(seconds=10), LEASE)  # stuck in an outage, landing late
+    # still leased at 50 + 60 - 1 s: a claim goes through
+    assert claim(engine, "w1", token, seats, now=WED_10 + dt.timedelta(seconds=109))
+
+
 def test_a_live_holder_keeps_its_id(engine) -> None:
     setup(engine)
     leases.register_worker(engine, "w1", WED_10, LEASE, pid=100, pid_alive=dead, host="a")
@@ -119,7 +129,7 @@ def test_a_live_holder_keeps_its_id(engine) -> None:
 def test_no_claim_on_a_lapsed_lease_or_a_seat_not_held(engine) -> None:
     setup(engine, phones=("+8613800138000", "+8613800138001"))
     token, seats = start(engine)
-    with pytest.raises(LeaseLost):
+    with pytest.raises(leases.LeaseLapsed):
         claim(engine, "w1", token, seats, now=WED_10 + LEASE + dt.timedelta(seconds=1))
     assert claim(engine, "w1", token, ["602"]) == []  # a seat this worker does not hold
     assert [st.seat for _, st in claim(engine, "w1", token, seats)] == ["601"]

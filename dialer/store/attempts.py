@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.outcomes import Retry
-from dialer.store.leases import LeaseLost
+from dialer.store.leases import LeaseLapsed, LeaseLost
 from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,10 @@ def claim_for_queues(engine: Engine, worker_id: str, token: int,
     Only under a live lease (LeaseLost otherwise) and on seats still held under it."""
     with Session(engine, expire_on_commit=False) as s, s.begin():
         w = s.execute(select(Worker.token, Worker.lease_until).where(Worker.id == worker_id)).first()
-        if w is None or w.token != token or w.lease_until is None or w.lease_until < now:
-            raise LeaseLost(f"worker {worker_id}: no live lease")
+        if w is None or w.token != token:
+            raise LeaseLost(f"worker {worker_id}: lease taken over")
+        if w.lease_until is None or w.lease_until < now:
+            raise LeaseLapsed(f"worker {worker_id}: lease ran out at {w.lease_until}")
         wanted = [x for _, seats in queues for x in seats]
         held = set(s.scalars(select(Agent.extension).where(Agent.extension.in_(wanted), Agent.claimed_by == worker_id,
                                                            Agent.lease_token == token)))
@@ -138,7 +140,8 @@ def write_milestone(engine: Engine, token: int, attempt_id: int, values: dict[st
 def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int, end: AttemptEnd,
                    retry: Retry) -> bool:
     """Record a call's outcome and what it means for its contact, in one transaction, at most
-    once: False (nothing written) when the attempt was closed already or is under another token."""
+    once: False (nothing written) when the attempt was closed already — by anyone else, or under
+    another token. The same write sent twice is True both times (and written once)."""
     a = Attempt.__table__.c
     with engine.begin() as s:  # Core: this runs once a call, on the hot path
         done = s.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
@@ -150,7 +153,9 @@ def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int,
             **({"callid": end.callid} if end.callid else {}),
             **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
         if done.rowcount != 1:
-            return False
+            # the same write replayed (its first try landed after its reply was lost): written
+            row = s.execute(select(a.lease_token, a.outcome, a.ended_at).where(a.id == attempt_id)).first()
+            return row is not None and (row.lease_token, row.outcome, row.ended_at) == (token, end.outcome, end.ended_at)
         values: dict[str, object] = dict(
             status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
             last_outcome=end.outcome, claimed_by=None, lease_until=None)

@@ -27,8 +27,9 @@ import secrets
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, exists, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.errors import DialerError
@@ -39,6 +40,11 @@ from dialer.store.repo import AgentRow, window_of
 
 class LeaseLost(DialerError):
     """The worker id's lease is no longer this worker's (another life or worker took it)."""
+
+
+class LeaseLapsed(DialerError):
+    """The worker's lease ran out (it could not renew in time); it is still its own until
+    another life of the id takes it, and the next renewal brings it back."""
 
 
 class WorkerIdInUse(DialerError):
@@ -110,14 +116,21 @@ def renew(engine: Engine, worker_id: str, token: int, now: dt.datetime, lease: d
     Raises LeaseLost when the token is no longer the id's."""
     w, a, c = Worker.__table__.c, Agent.__table__.c, Contact.__table__.c
     with engine.begin() as conn:
-        done = conn.execute(update(Worker.__table__).where(w.id == worker_id, w.token == token)
-                            .values(last_seen=now, lease_until=now + lease))
+        # a renewal never moves a lease back: one that waited out an outage on a stuck
+        # connection may land after a later one
+        done = conn.execute(update(Worker.__table__).where(w.id == worker_id, w.token == token).values(
+            last_seen=_latest(w.last_seen, now), lease_until=_latest(w.lease_until, now + lease)))
         if done.rowcount != 1:
             raise LeaseLost(f"worker {worker_id}: lease taken over")
         conn.execute(update(Agent.__table__).where(a.claimed_by == worker_id, a.lease_token == token)
-                     .values(lease_until=now + lease))
-        conn.execute(update(Contact.__table__).where(c.claimed_by == worker_id).values(lease_until=now + lease))
+                     .values(lease_until=_latest(a.lease_until, now + lease)))
+        conn.execute(update(Contact.__table__).where(c.claimed_by == worker_id)
+                     .values(lease_until=_latest(c.lease_until, now + lease)))
         return set(conn.execute(select(a.extension).where(a.claimed_by == worker_id, a.lease_token == token)).scalars())
+
+
+def _latest(column: Any, value: dt.datetime) -> Any:
+    return case((and_(column.is_not(None), column > value), column), else_=value)
 
 
 def _holds(s: Session, worker_id: str, token: int) -> None:
@@ -264,6 +277,6 @@ def seats_with_open_calls(engine: Engine, extensions: Sequence[str]) -> set[str]
         return set(conn.execute(select(a.seat).where(a.seat.in_(list(extensions)), a.ended_at.is_(None))).scalars())
 
 
-__all__ = ["LeaseLost", "WorkerIdInUse", "Orphan", "register_worker", "renew", "unregister_worker",
-           "lease_seats", "release_seats", "adopt_seat_attempts", "close_attempts", "reconcile_dead",
-           "close_orphan", "exists"]
+__all__ = ["LeaseLost", "LeaseLapsed", "WorkerIdInUse", "Orphan", "register_worker", "renew",
+           "unregister_worker", "lease_seats", "release_seats", "adopt_seat_attempts", "close_attempts",
+           "reconcile_dead", "close_orphan"]

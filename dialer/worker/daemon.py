@@ -108,7 +108,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
             if not t.cancelled() and t.exception() is not None:
                 exc = t.exception()
                 log.error("%s failed: %s", what, describe(exc) if isinstance(exc, TRANSIENT) else repr(exc),
-                          exc_info=None if isinstance(exc, (TRANSIENT, CTIError)) else exc)
+                          exc_info=None if isinstance(exc, (*TRANSIENT, CTIError)) else exc)
 
         task.add_done_callback(done)
         return task

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from dialer.errors import CTIError, LocalProtocolError
 from dialer.outcomes import CallTracker, Event
 from dialer.store import attempts as db
-from dialer.store.leases import LeaseLost
+from dialer.store.leases import LeaseLapsed, LeaseLost
 from dialer.store.models import Campaign
 from dialer.worker.handover import ACW
 from dialer.worker.lanes import TRANSIENT
@@ -49,6 +49,8 @@ class Dispatch(_Base):
                 await self._dispatch_once()
             except TRANSIENT as exc:
                 self._db_trouble("dispatch skipped", exc)
+            except LeaseLapsed as exc:
+                log.info("dispatch skipped: %s", exc)
             except LeaseLost as exc:
                 self._lease_lost(exc)
             except Exception:

@@ -48,10 +48,21 @@ class _NoShutdownCancel(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
+class _NoSkipNotice(logging.Filter):
+    """A periodic job still running when its next turn comes is skipped (max_instances=1, the
+    point of it): a database call waiting out an outage does that every turn; not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
 def _quiet_scheduler_shutdown() -> None:
     executors = logging.getLogger("apscheduler.executors.default")
     if not any(isinstance(f, _NoShutdownCancel) for f in executors.filters):
         executors.addFilter(_NoShutdownCancel())
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _NoSkipNotice) for f in scheduler.filters):
+        scheduler.addFilter(_NoSkipNotice())
 
 
 

@@ -231,7 +231,7 @@ class Seats(_Base):
         try:
             orphans += await self.lanes.call("dispatch", leases.adopt_seat_attempts, self.opt.worker_id, self.token,
                                              ext, self.clock.now())
-        except (TRANSIENT, LeaseLost) as exc:
+        except (*TRANSIENT, LeaseLost) as exc:
             log.warning("seat %s: calls left on it not checked (%s); the reconciler will", ext, describe(exc))
         if not orphans:
             return
@@ -254,7 +254,7 @@ class Seats(_Base):
             try:
                 await self.lanes.call("background", leases.close_attempts, self.opt.worker_id, self.token, close,
                                       self.clock.now(), "left open by an earlier worker")
-            except (TRANSIENT, LeaseLost) as exc:
+            except (*TRANSIENT, LeaseLost) as exc:
                 log.warning("seat %s: attempts %s not closed (%s); the reconciler will", ext, close, describe(exc))
 
     async def _drop_seat(self, run: SeatRun) -> None:
