@@ -742,12 +742,14 @@ def _iso_time(value: str | None, option: str) -> Any:
 @click.option("--max-seats", type=click.IntRange(1), help="Take at most this many seats (split a roster "
               "between workers).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port.")
+@click.option("--cti-heartbeat", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Real seconds between CTI heartbeats; three unanswered close the socket (0: none).")
 @click.pass_context
 @_guard
 def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], worker_id: str | None,
                time_scale: float, clock_start: str | None, clock_epoch: float | None, until_done: bool,
                drain_timeout: float, lease: float, inbox: str | None, max_seats: int | None,
-               metrics_port: int | None) -> None:
+               metrics_port: int | None, cti_heartbeat: float) -> None:
     """Run the dialer: log the seats in, dial due contacts, record outcomes."""
     import time as _time
     from pathlib import Path as _Path
@@ -760,7 +762,7 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
                   origin=_iso_time(clock_start, "--clock-start"))
     options = WorkerOptions(cti_url=cti_url, campaigns=campaigns, clock=clock, until_done=until_done,
                             drain_timeout=drain_timeout, lease=lease, inbox=_Path(inbox) if inbox else None,
-                            max_seats=max_seats, worker_id=worker_id or "")
+                            max_seats=max_seats, worker_id=worker_id or "", cti_heartbeat=cti_heartbeat)
 
     async def main_loop() -> None:
         worker = Worker(engine, options)

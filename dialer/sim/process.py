@@ -3,6 +3,8 @@ end-to-end predictive shift): the client's process then spends its CPU on the cl
 
     with SimProcess(config) as sim:        # binds 127.0.0.1 on a free port
         ... connect to sim.url ...
+        sim.fault("drop")                   # faults by name: drop, restart, stop_heartbeats
+        log, live = sim.snapshot()          # the calls so far: finished, and in progress
         log, ivr = sim.stop()               # what the simulator remembers, at the end
 
 The child is spawned (a fresh interpreter, no inherited event loop): a script that uses this
@@ -26,7 +28,22 @@ def _serve(config: SimConfig, conn: Connection) -> None:
         port = await sim.start("127.0.0.1", 0)
         loop = asyncio.get_running_loop()
         conn.send(("started", port, loop.time()))
-        await loop.run_in_executor(None, conn.recv)  # the stop request
+        while True:
+            request = await loop.run_in_executor(None, conn.recv)
+            if request == "stop":
+                break
+            name, *args = request
+            if name == "snapshot":
+                live = [(c.callid, c.e164, c.created, c.answered_at) for c in sim.calls.values()]
+                conn.send(("snapshot", list(sim.call_log), live))
+            elif name == "restart":
+                await sim.restart()
+                conn.send(("done",))
+            elif name in ("drop", "stop_heartbeats"):
+                getattr(sim, name)(*args)
+                conn.send(("done",))
+            else:
+                conn.send(("error", f"unknown request {name!r}"))
         await sim.stop()
         conn.send(("stopped", sim.call_log, sim.ivr_log, loop.time()))
 
@@ -56,6 +73,20 @@ class SimProcess:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/spcc/cti"
+
+    def snapshot(self) -> tuple[list[CallRecord], list[tuple[str, str, float, float | None]]]:
+        """The finished calls, and those in progress as (callid, e164, created, answered_at)."""
+        self._conn.send(("snapshot",))
+        _, log, live = self._conn.recv()
+        return log, live
+
+    def fault(self, name: str, *args: Any) -> None:
+        """`restart` (every call dropped, sessions gone), `drop` [extension], `stop_heartbeats`
+        [extension, stop]: the simulator's fault methods, in its process."""
+        self._conn.send((name, *args))
+        reply = self._conn.recv()
+        if reply[0] == "error":
+            raise ValueError(reply[1])
 
     def stop(self) -> tuple[list[CallRecord], list[IvrVisit]]:
         self._conn.send("stop")

@@ -89,6 +89,11 @@ class _Lane:
         self._thread.join(timeout)
 
 
+def _forget(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("a database call given up on ended with: %s", describe(future.exception()))  # type: ignore[arg-type]
+
+
 class Lanes:
     """`await lanes.call("dispatch", fn, *args)` runs `fn(engine, *args)` on that lane's thread."""
 
@@ -111,6 +116,7 @@ class Lanes:
             return await asyncio.wait_for(asyncio.shield(future), limit)
         except asyncio.TimeoutError:
             # the thread is stuck in the call: give the lane a new one; the old one ends by itself
+            future.add_done_callback(_forget)  # what it ends with, nobody waits for any more
             if self._lanes.get(lane) is worker:
                 self.stuck += 1
                 worker.stop()

@@ -54,7 +54,7 @@ class Recorder(_Base):
         end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
                             t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, detail,
                             bridged_at=t.answered_at)  # click-to-dial: the agent is on the line already
-        status = self._store(call, end)
+        status = self._store(call, end, run)
         log.info("seat %s: %s %s → %s (%s)", run.info.extension, call.campaign.name, masked(call.contact.phone),
                  outcome, status)
         if run.is_port:  # a predictive call that never reached a customer
@@ -76,8 +76,10 @@ class Recorder(_Base):
             await self._free(run)
         self._progress()
 
-    def _store(self, call: ActiveCall, end: db.AttemptEnd) -> str:
-        """Queue a call's outcome and what it means for its contact; the contact's new status."""
+    def _store(self, call: ActiveCall, end: db.AttemptEnd, run: SeatRun | None = None) -> str:
+        """Queue a call's outcome and what it means for its contact; the contact's new status.
+        The seat (`run`) is not let go while the outcome waits: another worker taking it would
+        adopt the attempt and close it without what this worker knows."""
         contact, campaign = call.contact, call.campaign
         when = end.ended_at or self.clock.now()
         retry = decide_retry(end.outcome, attempts=contact.attempts, free_misses=contact.free_misses,  # type: ignore[arg-type]
@@ -86,9 +88,14 @@ class Recorder(_Base):
                              predictive=campaign.mode == "predictive")
         self.stats.outcomes[end.outcome] = self.stats.outcomes.get(end.outcome, 0) + 1
         self._open_writes += 1
+        seat = run or call.port or call.agent
+        if seat is not None:
+            seat.unwritten += 1
 
         def done(ok: bool) -> None:
             self._open_writes -= 1
+            if seat is not None:
+                seat.unwritten -= 1
             if not ok:
                 self.stats.not_written += 1
                 log.warning("attempt %s: outcome %s not written: the attempt was closed already (its lease "
@@ -108,7 +115,7 @@ class Recorder(_Base):
         end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
                             t.ring_seconds, talk, t.province, t.city, t.isp, detail, call.bridged_at,
                             agent.info.extension if agent is not None else "")
-        status = self._store(call, end)
+        status = self._store(call, end, agent)
         log.info("%s %s → %s (%s) %s", call.campaign.name, masked(call.contact.phone), outcome, status, detail)
         self._progress()
 

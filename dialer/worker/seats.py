@@ -268,7 +268,8 @@ class Seats(_Base):
         await run.seat.close()
 
     async def _let_idle_seats_go(self, why: str) -> None:
-        idle = [r for r in self.seats.values() if r.call is None and r.handling is None and not r.finishing]
+        idle = [r for r in self.seats.values() if r.call is None and r.handling is None and not r.finishing
+                and not r.unwritten]
         if idle:
             log.warning("%s: logging out %d idle seat(s) so that another worker may take them", why, len(idle))
         for run in idle:

@@ -58,6 +58,7 @@ class SeatRun:
     heard_at: float = 0.0  # loop time of the seat's last busy/status event
     released: bool = False  # the lease on it is gone: finish its call, then let it go
     connecting: bool = False
+    unwritten: int = 0  # outcomes of its calls still in the outbox: the seat is not let go before
     # predictive agents: the answered call handed (or about to be handed) to this agent
     handling: ActiveCall | None = None
     after_call: bool = False  # the handed call ended; free when the server says idle
