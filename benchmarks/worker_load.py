@@ -4,7 +4,9 @@ simulator; one campaign per queue.
 The simulator runs in its own process (`dialer sim`); the worker runs here, on a fresh SQLite
 file, so this process's CPU is the worker's (its database thread included). Measured after a
 warm-up: the delay from the event that frees a seat (the server's `busy status` with no reason,
-or the end of the campaign's wrap-up) to the next `dial` sent on that seat, p50 and p99; dials
+or the end of the campaign's wrap-up) to the next `dial` sent on that seat, p50 and p99; the
+same from the end of a call that has no wrap-up (the line's whole idle time: the outcome's
+write included, which the worker before the redesign did before it marked the seat free); dials
 per second; and the worker's CPU seconds per 1,000 calls.
 
     python benchmarks/worker_load.py                       # 500 seats, 30 s, time scale 0.1
@@ -80,10 +82,12 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
     try:
         await asyncio.sleep(args.warmup)
         worker.stats.free_to_dial.clear()
+        worker.stats.end_to_dial.clear()
         dials0, cpu0, t0 = worker.stats.dials, resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         ended0 = sum(worker.stats.outcomes.values())
         await asyncio.sleep(args.seconds)
         delays = list(worker.stats.free_to_dial)
+        idle = list(getattr(worker.stats, "end_to_dial", []))
         dials, cpu1, elapsed = worker.stats.dials - dials0, resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
         ended = sum(worker.stats.outcomes.values()) - ended0
     finally:
@@ -100,7 +104,8 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         "seats": args.seats, "logged_in": sum(1 for s in worker.seats.values() if s.logged_in) or args.seats,
         "seconds": elapsed, "dials": dials, "dials_per_s": dials / elapsed, "calls_ended": ended,
         "free_to_dial_p50_ms": percentile(delays, 50) * 1e3, "free_to_dial_p99_ms": percentile(delays, 99) * 1e3,
-        "samples": len(delays), "worker_cpu_s": cpu, "cpu_s_per_1000_calls": cpu / max(ended, 1) * 1000,
+        "samples": len(delays), "end_to_dial_p50_ms": percentile(idle, 50) * 1e3,
+        "end_to_dial_p99_ms": percentile(idle, 99) * 1e3, "end_samples": len(idle), "worker_cpu_s": cpu, "cpu_s_per_1000_calls": cpu / max(ended, 1) * 1000,
         "time_scale": args.time_scale, "cpus": os.cpu_count(), "queues": args.queues,
         "database": "postgresql" if args.db else "sqlite",
     }
@@ -130,6 +135,8 @@ def main() -> None:
         ("dials/s", f"{r['dials_per_s']:.1f} ({r['dials']} dials, {r['calls_ended']} calls ended)"),
         ("seat freed → next dial p50 / p99", f"{r['free_to_dial_p50_ms']:.1f} / {r['free_to_dial_p99_ms']:.1f} ms "
                                              f"({r['samples']} samples)"),
+        ("call end → next dial p50 / p99", f"{r['end_to_dial_p50_ms']:.1f} / {r['end_to_dial_p99_ms']:.1f} ms "
+                                           f"({r['end_samples']} calls without wrap-up)"),
         ("worker CPU", f"{r['worker_cpu_s']:.1f} s; {r['cpu_s_per_1000_calls']:.1f} s per 1,000 calls"),
     ]
     print_rows(rows)

@@ -98,7 +98,10 @@ def normalize(text: str) -> Normalized:
     else:
         return Normalized(t, extension)
     if digits.startswith("86"):
-        return Normalized(_national_from_86(digits[2:]), extension)
+        national = _national_from_86(digits[2:])
+        if not national:  # "+86 0": a country code and a trunk 0, no number
+            raise NotDialable("empty number")
+        return Normalized(national, extension)
     if not digits:
         raise NotDialable("empty number")
     return Normalized("+" + digits, extension)

@@ -192,6 +192,12 @@ class CallTracker:
             self.callid = callid
 
     def _move(self, event: Event, now: dt.datetime) -> bool:
+        if event is Event.ANSWERED and self.we_hung_up is not None and self.state is not State.TALKING:
+            # the customer picked up as our hangup (a timer ran out) went out: they met a line
+            # being cleared, not an agent — no conversation, the call ends as the timer decided
+            self.history.append(f"ignored an answer after our hangup in {self.state.value}")
+            self.detail = self.detail or "answered as we hung up"
+            return False
         row = TRANSITIONS[self.state]
         if event not in row:
             self.history.append(f"ignored {event.value} in {self.state.value}")

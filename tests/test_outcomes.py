@@ -54,10 +54,24 @@ BARE_HANGUP = p.Hangup("")
     ([(1, UP), (2, RING), (3, "shutdown"), (3.1, HANGUP)], "interrupted"),
     ([(1, UP), (2, RING), (8, ANSWER), (9, "shutdown"), (9.1, HANGUP)], "answered"),
     ([(1, UP), (3, "hang_up"), (13, Event.HANGUP_TIMEOUT)], "timeout"),
+    # a conversation we lost sight of (the socket, the worker): answered, never redialled
+    ([(1, UP), (2, RING), (8, ANSWER), (30, Event.LOST)], "answered"),
+    # the customer picks up as our hangup at the ring timeout goes out: no conversation
+    ([(1, UP), (2, RING), (27, "hang_up"), (27.01, ANSWER), (27.2, HANGUP)], "no_answer"),
 ])
 def test_outcomes(steps, outcome: str) -> None:
     t = run(*steps)
     assert t.state is State.ENDED and t.outcome == outcome, t.history
+
+
+def test_an_answer_after_our_hangup_is_no_conversation() -> None:
+    t = run((1, UP), (2, RING), (27, "hang_up"), (27.01, ANSWER), (27.2, HANGUP))
+    assert t.answered_at is None and t.talk_seconds is None and "answered as we hung up" in t.detail
+
+
+def test_a_conversation_lost_from_sight_has_no_talk_time() -> None:
+    t = run((1, UP), (2, RING), (8, ANSWER), (30, Event.LOST))
+    assert t.outcome == "answered" and t.talk_seconds is None and t.ring_seconds == 6.0
 
 
 def test_times_and_attribution() -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.outcomes import Retry
@@ -130,11 +130,16 @@ MILESTONES = ("dialled_at", "ringing_at", "answered_at", "bridged_at")
 def write_milestone(engine: Engine, token: int, attempt_id: int, values: dict[str, object]) -> bool:
     """Record what an open call has reached (`dialled_at`, `ringing_at`, `answered_at`,
     `bridged_at`, `callid`, `agent_extension`); False when the attempt is closed or not ours."""
-    a = Attempt.__table__.c
     with engine.begin() as conn:
-        done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
-                                                             a.lease_token == token).values(**values))
-        return done.rowcount == 1
+        return milestone_in(conn, token, attempt_id, values)
+
+
+def milestone_in(conn: Connection, token: int, attempt_id: int, values: dict[str, object]) -> bool:
+    """`write_milestone` inside the caller's transaction."""
+    a = Attempt.__table__.c
+    done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
+                                                         a.lease_token == token).values(**values))
+    return done.rowcount == 1
 
 
 def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int, end: AttemptEnd,
@@ -142,31 +147,36 @@ def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int,
     """Record a call's outcome and what it means for its contact, in one transaction, at most
     once: False (nothing written) when the attempt was closed already — by anyone else, or under
     another token. The same write sent twice is True both times (and written once)."""
+    with engine.begin() as conn:  # Core: this runs once a call, on the hot path
+        return finish_in(conn, token, attempt_id, contact_id, end, retry)
+
+
+def finish_in(conn: Connection, token: int, attempt_id: int, contact_id: int, end: AttemptEnd, retry: Retry) -> bool:
+    """`finish_attempt` inside the caller's transaction."""
     a = Attempt.__table__.c
-    with engine.begin() as s:  # Core: this runs once a call, on the hot path
-        done = s.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
-                                                          a.lease_token == token).values(
-            outcome=end.outcome, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
-            bridged_at=end.bridged_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
-            talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
-            detail=end.detail[:1000],
-            **({"callid": end.callid} if end.callid else {}),
-            **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
-        if done.rowcount != 1:
-            # the same write replayed (its first try landed after its reply was lost): written
-            row = s.execute(select(a.lease_token, a.outcome, a.ended_at).where(a.id == attempt_id)).first()
-            return row is not None and (row.lease_token, row.outcome, row.ended_at) == (token, end.outcome, end.ended_at)
-        values: dict[str, object] = dict(
-            status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
-            last_outcome=end.outcome, claimed_by=None, lease_until=None)
-        if retry.next_attempt_at is not None:
-            values["next_attempt_at"] = retry.next_attempt_at
-        if end.province:
-            values.update(province=end.province)
-        if end.city:
-            values.update(city=end.city)
-        s.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
-        return True
+    done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
+                                                      a.lease_token == token).values(
+        outcome=end.outcome, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
+        bridged_at=end.bridged_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
+        talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
+        detail=end.detail[:1000],
+        **({"callid": end.callid} if end.callid else {}),
+        **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
+    if done.rowcount != 1:
+        # the same write replayed (its first try landed after its reply was lost): written
+        row = conn.execute(select(a.lease_token, a.outcome, a.ended_at).where(a.id == attempt_id)).first()
+        return row is not None and (row.lease_token, row.outcome, row.ended_at) == (token, end.outcome, end.ended_at)
+    values: dict[str, object] = dict(
+        status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
+        last_outcome=end.outcome, claimed_by=None, lease_until=None)
+    if retry.next_attempt_at is not None:
+        values["next_attempt_at"] = retry.next_attempt_at
+    if end.province:
+        values.update(province=end.province)
+    if end.city:
+        values.update(city=end.city)
+    conn.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
+    return True
 
 
 def open_attempts(engine: Engine, worker_id: str, token: int) -> list[int]:

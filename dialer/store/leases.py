@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, or_, select, update
+from sqlalchemy import Engine, and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.errors import DialerError
@@ -172,6 +172,17 @@ def lease_seats(engine: Engine, worker_id: str, token: int, queues: Iterable[str
                   .execution_options(synchronize_session=False))
         rows = s.scalars(select(Agent).where(mine, Agent.role.in_(list(roles))).order_by(Agent.extension))
         return [AgentRow(a.staffid, a.name, a.extension, a.queue, a.skill, a.role, a.sector) for a in rows]
+
+
+def seats_to_take(engine: Engine, worker_id: str, token: int, queues: Iterable[str], now: dt.datetime,
+                  roles: Sequence[str] = ("agent", "port")) -> int:
+    """How many enabled seats of `queues` no live lease holds (a cheap look before a lease)."""
+    a = Agent.__table__.c
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Agent.__table__).where(
+            a.queue.in_(list(queues)), a.enabled.is_(True), a.role.in_(list(roles)),
+            or_(a.claimed_by.is_(None), a.lease_until < now),
+            or_(a.claimed_by.is_(None), a.claimed_by != worker_id, a.lease_token != token))).scalar() or 0
 
 
 def release_seats(engine: Engine, worker_id: str, token: int, extensions: Iterable[str]) -> None:

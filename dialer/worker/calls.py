@@ -114,6 +114,8 @@ class Calls(_Base):
             call.timer.cancel()
         if call.lost_timer:
             call.lost_timer.cancel()
+        if call.tracker.answered_at is None or not call.campaign.wrap_up:
+            self._line_idle[run.info.extension] = self.loop.time()
         self._spawn(self._finish(run, call), f"outcome of seat {run.info.extension}")
 
     def _arm(self, run: SeatRun) -> None:

@@ -77,9 +77,11 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._window_open: dict[int, bool] = {}
         self._freed_at: dict[str, float] = {}
+        self._line_idle: dict[str, float] = {}  # seat → loop time its last call ended (no wrap-up)
         self._serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         self._orphans: dict[str, list[Orphan]] = {}  # seat → calls of an earlier life to follow
         self._stray_before: set[int] = set()
+        self._left_open: set[str] = set()  # seats with a call left open on them, to look at
         self._renewed_at: float | None = None
         self._db_down_since: float | None = None
         self._open_writes = 0
@@ -113,6 +115,22 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         task.add_done_callback(done)
         return task
 
+    def _keep(self, factory: Callable[[], Coroutine[Any, Any, Any]], what: str) -> asyncio.Task[Any]:
+        """Run a loop that must not die: if it fails, say so and start it again (after a second)."""
+
+        async def supervised() -> None:
+            while True:
+                try:
+                    await factory()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s failed; starting it again", what)
+                    await asyncio.sleep(1.0)
+
+        return self._spawn(supervised(), what)
+
     def request_stop(self) -> None:
         """Begin a graceful stop (what SIGTERM and SIGINT do)."""
         if not self._stop.is_set():
@@ -141,7 +159,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
                 self.loop.add_signal_handler(sig, self.request_stop)
         try:
             await self._start()
-            dispatcher = self._spawn(self._dispatcher(), "the dispatcher")
+            dispatcher = self._keep(self._dispatcher, "the dispatcher")
             await self._stop.wait()
             self.draining = True
             self._wake.set()
@@ -153,13 +171,13 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
 
     async def _start(self) -> None:
         self.outbox.start()
-        self._spawn(self._watch_lag(), "the lag monitor")
+        self._keep(self._watch_lag, "the lag monitor")
         self.campaigns = await self._load_campaigns()
         try:
             await self._register()
         except WorkerIdInUse as exc:
             raise WorkerError(str(exc)) from None
-        self._spawn(self._keep_lease(), "the lease renewal")
+        self._keep(self._keep_lease, "the lease renewal")
         predictive = sorted({c.queue for c in self.campaigns if c.mode == "predictive"})
         if predictive:
             silent = [c.name for c in self.campaigns if c.mode == "predictive" and not c.abandon_ivr]
@@ -174,7 +192,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         if predictive:
             await self._refresh_counts(self.clock.now())
         runs = [self._add_seat(info) for info in infos]
-        await asyncio.gather(*(self._connect(run) for run in runs))
+        await self._connect_all(runs)
         self.scheduler = AsyncIOScheduler(event_loop=self.loop)
         _quiet_scheduler_shutdown()
         jobs: list[tuple[Callable[[], Any], float]] = [
@@ -184,8 +202,10 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         ]
         if self.opt.inbox is not None:
             jobs.append((self._scan_inbox, 10.0))
+        floors = {self._more_seats: 1.0, self._reconcile: 1.0, self._reload: 0.5}  # real seconds, at any time scale
         for fn, every in jobs:
-            self.scheduler.add_job(_quiet_on_shutdown(fn), "interval", seconds=max(0.1, self._real(every)),
+            floor = next((f for job, f in floors.items() if job == fn), 0.1)
+            self.scheduler.add_job(_quiet_on_shutdown(fn), "interval", seconds=max(floor, self._real(every)),
                                    max_instances=1, coalesce=True, misfire_grace_time=None, name=fn.__name__)
         self.scheduler.start()
         # Everything made so far lives as long as the worker: keep the cyclic collector from
@@ -198,7 +218,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         delay = 0.2
         while True:  # a database that is down at start-up: wait for it (a stop request ends the wait)
             try:
-                campaigns = await self.lanes.call("dispatch", db.load_campaigns, self.opt.campaigns)
+                campaigns = await self.lanes.call("background", db.load_campaigns, self.opt.campaigns)
                 break
             except TRANSIENT as exc:
                 self._db_trouble("start-up", exc)

@@ -108,7 +108,10 @@ class Dispatch(_Base):
         run.server_idle = False
         freed = self._freed_at.pop(run.info.extension, None)
         if freed is not None:
-            self.stats.free_to_dial.append(asyncio.get_running_loop().time() - freed)
+            self.stats.free_to_dial.append(self.loop.time() - freed)
+        idle = self._line_idle.pop(run.info.extension, None)
+        if idle is not None:
+            self.stats.end_to_dial.append(self.loop.time() - idle)
         self._arm(run)
         try:
             await run.seat.dial(started.dial_string, cusid=contact.customer_id or str(contact.id),

@@ -106,7 +106,7 @@ class Jobs(_Base):
         import datetime as dt
 
         try:
-            fresh = await self.lanes.call("dispatch", db.load_campaigns,
+            fresh = await self.lanes.call("background", db.load_campaigns,
                                           self.opt.campaigns or tuple(c.name for c in self.campaigns))
         except TRANSIENT as exc:
             self._db_trouble("campaign reload failed", exc)
@@ -148,7 +148,8 @@ class Jobs(_Base):
             closed = await self.lanes.call("background", leases.reconcile_dead, self.opt.worker_id, now,
                                            dt.timedelta(seconds=max(self.opt.orphan_after, self.opt.lease_sim)))
             mine = await self.lanes.call("background", db.open_attempts, self.opt.worker_id, self.token)
-            followed = {c.attempt_id for c in self._calls()} | {o.attempt_id for o in self._orphan_list()}
+            followed = ({c.attempt_id for c in self._calls()} | {o.attempt_id for o in self._orphan_list()}
+                        | self.outbox.pending_outcomes())
             stray = {a for a in mine if a not in followed}
             really = sorted(stray & self._stray_before)  # stray at two looks in a row: no claim in progress
             self._stray_before = stray - set(really)
@@ -170,7 +171,7 @@ class Jobs(_Base):
             return
         for campaign in self.campaigns:
             try:  # its own lane, no deadline: a long import blocks none of the worker's writes
-                await self.lanes.call("background", scan_inbox, campaign.name, self.opt.inbox / campaign.name,
+                await self.lanes.call("inbox", scan_inbox, campaign.name, self.opt.inbox / campaign.name,
                                       self.opt.worker_id, timeout=0)
             except Exception:
                 log.exception("inbox of campaign %s: scan failed; going on", campaign.name)

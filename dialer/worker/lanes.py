@@ -7,9 +7,15 @@ running its calls in order — so that the lease renewal never queues behind a c
 queues behind the outcomes being written, and an inbox import blocks nothing:
 
     heartbeat   the lease renewal (and nothing else)
-    dispatch    claims, seat leases, campaign reloads
+    dispatch    claims (and nothing else: a claim is a seat waiting for its next dial)
     outbox      milestones and outcomes (dialer/worker/outbox.py)
-    background  reconciliation, counts, the until-done check, inbox imports
+    background  seat leases, campaign reloads, reconciliation, counts, the until-done check
+    inbox       list imports from the inbox folder (one chunk a transaction)
+
+On SQLite, where writers take turns at one file lock, the first three share one thread instead,
+taken in that order of priority (a renewal waits at most for the call in progress, a claim at
+most for the renewal and that call): a second writing thread would only wait for the lock, and a
+claim that waits behind an outcome batch is a seat that waits for its next dial.
 
 Every call has a deadline (`DatabaseTimeout` past it). A thread cannot be interrupted, so a lane
 whose call ran out of time is replaced by a fresh thread, and the stuck one finishes on its own
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import queue
 import threading
@@ -36,7 +43,7 @@ from dialer.errors import DialerError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LANES = ("heartbeat", "dispatch", "outbox", "background")
+LANES = ("heartbeat", "dispatch", "outbox", "background", "inbox")
 
 
 class DatabaseUnavailable(DialerError):
@@ -59,15 +66,18 @@ def describe(exc: BaseException) -> str:
 
 
 class _Lane:
+    """One thread running calls by priority (lower first), in order within a priority."""
+
     def __init__(self, name: str) -> None:
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self._seq = itertools.count()
         self._thread = threading.Thread(target=self._run, name=f"dialer-db-{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            _, _, item = self._queue.get()
             if item is None:
                 return
             future, fn = item
@@ -77,21 +87,29 @@ class _Lane:
                 except BaseException as exc:
                     future.set_exception(exc)
 
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
+    def submit(self, fn: Callable[[], T], priority: int = 0) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((future, fn))
+        self._queue.put((priority, next(self._seq), (future, fn)))
         return future
 
     def stop(self) -> None:
-        self._queue.put(None)
+        self._queue.put((99, next(self._seq), None))
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
 
-def _forget(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.debug("a database call given up on ended with: %s", describe(future.exception()))  # type: ignore[arg-type]
+def _settle(waiter: asyncio.Future[Any], cf: Future[Any]) -> None:
+    """Hand a thread's result to the coroutine waiting for it (unless it gave up waiting)."""
+    exc = cf.exception()
+    if waiter.done():
+        if exc is not None:
+            log.debug("a database call given up on ended with: %s", describe(exc))
+        return
+    if exc is not None:
+        waiter.set_exception(exc)
+    else:
+        waiter.set_result(cf.result())
 
 
 class Lanes:
@@ -100,36 +118,62 @@ class Lanes:
     def __init__(self, engine: Engine, timeout: float = 15.0) -> None:
         self.engine = engine
         self.timeout = timeout
-        self._lanes = {name: _Lane(name) for name in LANES}
+        self.shared = engine is not None and engine.dialect.name == "sqlite"
+        self._lanes: dict[str, _Lane] = {}
+        self._make()
         self.stuck = 0  # lanes replaced after a call ran out of time
+
+    def _make(self, only: str | None = None) -> None:
+        """(Re)create the threads: every lane's, or the one `only` runs on."""
+        if self.shared:
+            if only is None or only in LANES[:3]:
+                writer = _Lane("writer")
+                for name in LANES[:3]:
+                    self._lanes[name] = writer
+            for name in LANES[3:]:
+                if only is None or only == name:
+                    self._lanes[name] = _Lane(name)
+        else:
+            for name in LANES if only is None else (only,):
+                self._lanes[name] = _Lane(name)
 
     async def call(self, lane: str, fn: Callable[..., T], *args: Any, timeout: float | None = None,
                    **kwargs: Any) -> T:
         """Raises DatabaseTimeout past the deadline (None: the lane's default; 0: no deadline)."""
         job = functools.partial(fn, self.engine, *args, **kwargs)
         worker = self._lanes[lane]
-        future = asyncio.wrap_future(worker.submit(job))
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        # one hop from the thread to the waiting coroutine (wait_for and shield cost a task and
+        # two more turns of a busy loop for every call)
+        worker.submit(job, LANES.index(lane)).add_done_callback(
+            lambda cf: loop.call_soon_threadsafe(_settle, waiter, cf))
         limit = self.timeout if timeout is None else timeout
-        if not limit:
-            return await future
+        timer = loop.call_later(limit, self._expire, waiter, lane, worker, fn.__name__, limit) if limit else None
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
-        except asyncio.TimeoutError:
-            # the thread is stuck in the call: give the lane a new one; the old one ends by itself
-            future.add_done_callback(_forget)  # what it ends with, nobody waits for any more
-            if self._lanes.get(lane) is worker:
-                self.stuck += 1
-                worker.stop()
-                self._lanes[lane] = _Lane(lane)
-                log.warning("database: a %s call took over %.0f s; it goes on a fresh thread", lane, limit)
-            raise DatabaseTimeout(f"{fn.__name__} took over {limit:.0f} s") from None
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _expire(self, waiter: asyncio.Future[Any], lane: str, worker: _Lane, name: str, limit: float) -> None:
+        if waiter.done():
+            return
+        waiter.set_exception(DatabaseTimeout(f"{name} took over {limit:.0f} s"))
+        # the thread is stuck in the call: give the lane a new one; the old one ends by itself
+        if self._lanes.get(lane) is worker:
+            self.stuck += 1
+            worker.stop()
+            self._make(lane)
+            log.warning("database: a %s call took over %.0f s; it goes on a fresh thread", lane, limit)
 
     def shutdown(self, wait: float = 5.0) -> None:
         """Stop every lane; wait up to `wait` seconds (in all) for their calls in progress."""
-        for lane in self._lanes.values():
+        lanes = list({id(lane): lane for lane in self._lanes.values()}.values())
+        for lane in lanes:
             lane.stop()
-        for lane in self._lanes.values():
-            lane.join(wait / len(self._lanes))
+        for lane in lanes:
+            lane.join(wait / len(lanes))
 
 
 __all__ = ["Lanes", "DatabaseUnavailable", "DatabaseTimeout", "TRANSIENT", "describe", "SQLAlchemyError"]

@@ -76,6 +76,9 @@ class Stats:
     dials: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     free_to_dial: list[float] = field(default_factory=list)  # real seconds, for the benchmark
+    #: real seconds from the end of a call with no wrap-up to the seat's next dial: the line's
+    #: idle time, outcome write included (free_to_dial starts when the seat is marked free)
+    end_to_dial: list[float] = field(default_factory=list)
     not_written: int = 0  # outcomes refused because the attempt was closed already (fenced)
     adopted: int = 0  # calls of an earlier life (or a lapsed worker) followed to their end
     lag_max: float = 0.0  # the event loop's worst delay seen (real seconds)

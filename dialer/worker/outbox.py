@@ -5,7 +5,7 @@ Theory of operation
 -------------------
 The worker puts a `Write` here the moment it learns something (the dial sent, ringing, the
 answer, the bridge, the end) and never waits for it. One task takes the writes in order and
-sends them to the database in batches on the outbox lane (a short transaction each). A
+sends them to the database in batches on the outbox lane, one short transaction a batch. A
 batch that fails on a database error stays at the head and is tried again after a backoff (0.1 s
 doubling to 5 s), so nothing queued is ever dropped. Each write is conditional (the attempt still
 open and under the token it was made under), so a batch that did land before its reply was lost
@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dialer.outcomes import Retry
-from dialer.store.attempts import AttemptEnd, finish_attempt, write_milestone
+from dialer.store.attempts import AttemptEnd, finish_in, milestone_in
 from dialer.worker.lanes import TRANSIENT, Lanes, describe
 
 log = logging.getLogger(__name__)
@@ -48,22 +48,46 @@ class Write:
 
 
 def write_batch(engine: Engine, writes: Sequence[Write]) -> list[bool]:
-    """Apply writes in order (each its own short transaction: one refused write does not undo
-    the others); whether each changed the database."""
+    """Apply writes in order, in one transaction; whether each was written. A refused write
+    (fenced, closed already) is no error and undoes nothing; a database error undoes the batch,
+    which is then sent again whole (every write in it is conditional, so that is safe)."""
     out = []
+    with engine.begin() as conn:
+        for w in writes:
+            if w.end is None:
+                out.append(milestone_in(conn, w.token, w.attempt_id, w.values))
+            else:
+                if w.retry is None:
+                    raise ValueError(f"outcome of attempt {w.attempt_id} without its retry")
+                out.append(finish_in(conn, w.token, w.attempt_id, w.contact_id, w.end, w.retry))
+    return out
+
+
+def merge(writes: Sequence[Write]) -> list[Write]:
+    """The same writes in fewer statements: one attempt's milestones in one, none beside its
+    outcome (which carries them all)."""
+    ended = {(w.token, w.attempt_id) for w in writes if w.end is not None}
+    out: list[Write] = []
+    pending: dict[tuple[int, int], Write] = {}
     for w in writes:
-        if w.end is None:
-            out.append(write_milestone(engine, w.token, w.attempt_id, w.values))
+        key = (w.token, w.attempt_id)
+        if w.end is not None:
+            out.append(w)
+        elif key in ended:
+            continue
+        elif key in pending:
+            pending[key].values.update(w.values)
         else:
-            assert w.retry is not None
-            out.append(finish_attempt(engine, w.token, w.attempt_id, w.contact_id, w.end, w.retry))
+            pending[key] = Write(w.token, w.attempt_id, dict(w.values))
+            out.append(pending[key])
     return out
 
 
 class Outbox:
-    def __init__(self, lanes: Lanes, *, batch: int = 64) -> None:
+    def __init__(self, lanes: Lanes, *, batch: int = 8, linger: float = 0.05) -> None:
         self.lanes = lanes
         self.batch = batch
+        self.linger = linger  # real seconds the first write of a batch waits for others to join it
         self._items: deque[Write] = deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -79,6 +103,10 @@ class Outbox:
     @property
     def healthy(self) -> bool:
         return self.failing_since is None
+
+    def pending_outcomes(self) -> set[int]:
+        """Attempts whose outcome waits here (open in the database, but not for long)."""
+        return {w.attempt_id for w in self._items if w.end is not None}
 
     def put(self, write: Write) -> None:
         self._items.append(write)
@@ -113,7 +141,10 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            writes = [self._items[i] for i in range(min(self.batch, len(self._items)))]
+            if self.linger and len(self._items) < self.batch:
+                await asyncio.sleep(self.linger)  # a call's milestones come close together: one write
+            taken = [self._items[i] for i in range(min(self.batch, len(self._items)))]
+            writes = merge(taken)
             try:
                 done = await self.lanes.call("outbox", write_batch, writes)
             except TRANSIENT as exc:
@@ -133,8 +164,9 @@ class Outbox:
                             loop.time() - self.failing_since)
                 self.failing_since = None
             delay = 0.1
-            for w, ok in zip(writes, done):
+            for _ in taken:
                 self._items.popleft()
+            for w, ok in zip(writes, done):
                 if w.end is not None:
                     if ok:
                         self.written += 1

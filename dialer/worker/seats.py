@@ -136,7 +136,7 @@ class Seats(_Base):
         now = self.clock.now()
         lease = dt.timedelta(seconds=self.opt.lease_sim)
         queues = sorted({c.queue for c in self.campaigns})
-        infos = await self.lanes.call("dispatch", leases.lease_seats, self.opt.worker_id, self.token, queues, now,
+        infos = await self.lanes.call("background", leases.lease_seats, self.opt.worker_id, self.token, queues, now,
                                       lease, limit=self.opt.max_seats)
         predictive = sorted({c.queue for c in self.campaigns if c.mode == "predictive"})
         new_ports: list[AgentRow] = []
@@ -155,7 +155,7 @@ class Seats(_Base):
                 # a port queue may serve several agents' queues: the lease keeps this worker's
                 # ports first, so asking for those already held plus `want` takes `want` more
                 given = sum(1 for row in ports.values() if row.queue in pool)
-                held = await self.lanes.call("dispatch", leases.lease_seats, self.opt.worker_id, self.token, pool,
+                held = await self.lanes.call("background", leases.lease_seats, self.opt.worker_id, self.token, pool,
                                              now, lease, roles=("port",), limit=given + want)
                 for row in held:
                     if row.extension not in ports and row.queue in pool and want > 0:
@@ -181,6 +181,12 @@ class Seats(_Base):
         if self.draining or not self.may_dial:
             return
         try:
+            queues = {c.queue for c in self.campaigns} | {c.port_queue for c in self.campaigns if c.port_queue}
+            if not await self.lanes.call("background", leases.seats_to_take, self.opt.worker_id, self.token,
+                                         sorted(queues), self.clock.now()):
+                return  # nothing free: no lease taken, nothing loaded
+            if self.opt.max_seats is not None and sum(1 for r in self.seats.values() if not r.is_port) >= self.opt.max_seats:
+                return
             fresh = await self._lease_seats()
         except TRANSIENT as exc:
             self._db_trouble("seat lease failed", exc)
@@ -195,7 +201,18 @@ class Seats(_Base):
             log.info("worker %s: %d more seat(s): %s", self.opt.worker_id, len(fresh),
                      ", ".join(i.extension for i in fresh))
             runs = [self._add_seat(i) for i in fresh]
-            await asyncio.gather(*(self._connect(r) for r in runs))
+            await self._connect_all(runs)
+
+    async def _connect_all(self, runs: list[SeatRun]) -> None:
+        """Log seats in; those with a call left open on them (one query for all) are checked
+        for calls to follow."""
+        try:
+            self._left_open |= await self.lanes.call("background", leases.seats_with_open_calls,
+                                                     [r.info.extension for r in runs])
+        except TRANSIENT as exc:
+            log.warning("calls left open on new seats not looked up (%s); looking on each", describe(exc))
+            self._left_open |= {r.info.extension for r in runs}
+        await asyncio.gather(*(self._connect(r) for r in runs))
 
     async def _connect(self, run: SeatRun) -> None:
         """Log the seat in; then follow any call an earlier worker left on it."""
@@ -228,8 +245,11 @@ class Seats(_Base):
         lapsed — are followed to their end (or closed by the campaign's rules if not up)."""
         ext = run.info.extension
         orphans = self._orphans.pop(ext, [])
+        if ext not in self._left_open and not orphans:
+            return
+        self._left_open.discard(ext)
         try:
-            orphans += await self.lanes.call("dispatch", leases.adopt_seat_attempts, self.opt.worker_id, self.token,
+            orphans += await self.lanes.call("background", leases.adopt_seat_attempts, self.opt.worker_id, self.token,
                                              ext, self.clock.now())
         except (*TRANSIENT, LeaseLost) as exc:
             log.warning("seat %s: calls left on it not checked (%s); the reconciler will", ext, describe(exc))
@@ -240,7 +260,7 @@ class Seats(_Base):
         close = [o.attempt_id for o in older]
         contact = None
         try:
-            contact = (await self.lanes.call("dispatch", db.load_contacts, [last.contact_id])).get(last.contact_id)
+            contact = (await self.lanes.call("background", db.load_contacts, [last.contact_id])).get(last.contact_id)
         except TRANSIENT as exc:
             log.warning("seat %s: contact of attempt %s not loaded (%s)", ext, last.attempt_id, describe(exc))
         if run.call is None and self._adopt(run, last, contact):
