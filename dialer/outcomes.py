@@ -166,6 +166,7 @@ class CallTracker:
             if msg.callid and self.callid and msg.callid != self.callid:
                 self.history.append(f"ignored hangup of call {msg.callid}")
                 return False
+            self._set_callid(msg.callid)  # a call followed from the middle learns its id here
             return self._move(Event.HANGUP, now)
         if isinstance(msg, (p.CallStatus, p.StatusChanged)):
             if self.state is State.DIALLING and msg.call_state not in _UP_STATES:

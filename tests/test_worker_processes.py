@@ -52,7 +52,74 @@ def assert_never_two_calls_at_once(rows: list[tuple[str, Attempt]], sim: Simulat
             assert e1 <= s2 + 1e-3, f"{e164} was in two calls at once"
 
 
-async def test_sigkill_mid_call_loses_nothing_and_never_dials_twice_at_once(engine, db_url, tmp_path) -> None:
+def audit_run(engine, sim: Simulator) -> dict:
+    """The chaos benchmark's audit (benchmarks/chaos_audit.py): the simulator's calls against the
+    database."""
+    import sys
+
+    bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    from chaos_audit import DbAttempt, DbContact, SimCall, audit
+
+    calls = [SimCall(r.callid, r.e164, r.created, r.ended, r.answered, r.end) for r in sim.call_log]
+    rows = attempts(engine)
+    with Session(engine) as s:
+        people = [DbContact(c.phone, c.status, c.attempts) for c in s.scalars(select(Contact))]
+    return audit(calls, [DbAttempt(a.id, phone, a.callid, a.outcome, a.ended_at is not None, a.worker_id)
+                         for phone, a in rows], people, 3)
+
+
+async def test_sigkill_and_restart_under_the_same_id_follows_its_calls(engine, db_url, tmp_path) -> None:
+    """Killed mid-call and restarted at once under the same id (what systemd's Restart=always
+    does): the new life takes its seats back at once — before the old lease could lapse — and
+    follows the calls that are still up to their end; every answered call is recorded answered,
+    with its talk time, and nobody who answered is called again."""
+    setup_db(engine, NUMBERS, ["601", "602", "603", "604"])
+    talk = 3.0 / SCALE  # 3 real seconds: the calls outlast the restart
+    sim = Simulator(parse_scenario({"time_scale": SCALE, "workload": {
+        "p_live": 1.0, "p_machine": 0, "p_busy": 0, "live_ring": [2, 4], "talk_mean": talk, "talk_sd": 10}}))
+    await sim.start("127.0.0.1", 0)
+    epoch = time.time()
+    lease = "4000"  # 20 real seconds: a restart that had to wait for it would show
+    try:
+        first = await spawn(db_url, sim, "w1", epoch, tmp_path / "w1.log", "--lease", lease)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if sum(1 for s in sim.by_ext.values() if s.call is not None and s.call.phase == "talking") >= 2:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the first worker never got going: " + (tmp_path / "w1.log").read_text())
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        killed = sim.now()
+        up_at_kill = {c.callid for c in sim.calls.values()}
+        second = await spawn(db_url, sim, "w1", epoch, tmp_path / "w1b.log", "--lease", lease, "--until-done")
+        deadline = time.monotonic() + 15
+        while not any(r.created > killed for r in sim.call_log) and not any(
+                c.created > killed for c in sim.calls.values()):
+            assert time.monotonic() < deadline, "no dial within 15 s of the restart"
+            await asyncio.sleep(0.02)
+        restarted_after = sim.now() - killed
+        assert await asyncio.wait_for(second.wait(), 90) == 0, (tmp_path / "w1b.log").read_text()
+    finally:
+        await sim.stop()
+    assert restarted_after < 15.0  # well inside the 20 s lease: its own seats, at once
+    result = audit_run(engine, sim)
+    assert result["double_dials"] == 0 and result["open_attempts"] == 0, str(result)
+    assert result["answered_unrecorded"] == 0 and result["answered_otherwise"] == 0, str(result)
+    assert result["redialled_after_answer"] == 0 and result["inconsistent_contacts"] == 0, result
+    followed = [a for _, a in attempts(engine) if a.callid in up_at_kill]
+    assert followed and all(a.outcome == "answered" and a.talk_seconds for a in followed), followed
+    with Session(engine) as s:
+        assert {(c.status, c.attempts) for c in s.scalars(select(Contact))} == {("done", 1)}
+
+
+async def test_sigkill_then_another_worker_id_loses_nothing_and_never_dials_twice_at_once(engine, db_url,
+                                                                                           tmp_path) -> None:
+    """Another worker id takes the dead worker's seats once their lease lapses, and closes what
+    it finds on them by the campaign's rules."""
     setup_db(engine, NUMBERS, ["601", "602", "603", "604"])
     sim = Simulator(parse_scenario({"time_scale": SCALE, "workload": {
         "p_live": 1.0, "p_machine": 0, "p_busy": 0, "live_ring": [2, 4], "talk_mean": 60, "talk_sd": 10}}))
@@ -73,7 +140,6 @@ async def test_sigkill_mid_call_loses_nothing_and_never_dials_twice_at_once(engi
         with Session(engine) as s:
             open_before = s.scalar(select(Attempt.id).where(Attempt.ended_at.is_(None)).limit(1))
         assert open_before is not None  # calls really were cut in the middle
-        await asyncio.sleep(0.15)  # w1's 20 s (simulated) lease runs out
         second = await spawn(db_url, sim, "w2", epoch, tmp_path / "w2.log", "--until-done")
         assert await asyncio.wait_for(second.wait(), 60) == 0, (tmp_path / "w2.log").read_text()
     finally:

@@ -197,7 +197,20 @@ class Calls(_Base):
         if call.lost_timer:
             call.lost_timer.cancel()
             call.lost_timer = None
-        log.info("seat %s: its call is still up; following it again", run.info.extension)
+        # what happened while nobody followed the call: the state it is in now says
+        t = call.tracker
+        seen = {p.CallState.OUTBOUND_TALKING: Event.ANSWERED, p.CallState.INBOUND_TALKING: Event.ANSWERED,
+                p.CallState.AUTODIAL_CONNECTED: Event.ANSWERED, p.CallState.OUTBOUND_RINGING: Event.RINGING}
+        event = seen.get(msg.call_state)
+        if event is Event.ANSWERED and t.state is not State.TALKING:
+            t.detail = t.detail or "answered while no worker followed it (answer time: when it was seen)"
+            t.expire(Event.ANSWERED, now)
+        elif event is Event.RINGING and t.state in (State.DIALLING, State.AGENT_UP):
+            t.expire(Event.RINGING, now)
+        elif t.state is State.DIALLING and msg.call_state is not p.CallState.INBOUND_RINGING:
+            t.expire(Event.AGENT_UP, now)
+        self._milestones(call)
+        log.info("seat %s: its call is still up (%s); following it again", run.info.extension, t.state.value)
         self._arm(run)
 
     def _adopt(self, run: SeatRun, orphan: Orphan, contact: Contact | None) -> bool:

@@ -46,6 +46,12 @@ class Write:
     retry: Retry | None = None
     on_done: Callable[[bool], None] | None = None  # told whether it was written (False: fenced)
 
+    @property
+    def urgent(self) -> bool:
+        """An outcome, or an answer or a bridge: what decides a call's fate after a crash is
+        written at once; the dial and ringing times may wait a moment to share a transaction."""
+        return self.end is not None or "answered_at" in self.values or "bridged_at" in self.values
+
 
 def write_batch(engine: Engine, writes: Sequence[Write]) -> list[bool]:
     """Apply writes in order, in one transaction; whether each was written. A refused write
@@ -141,7 +147,7 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self.linger and len(self._items) < self.batch:
+            if self.linger and len(self._items) < self.batch and not any(w.urgent for w in self._items):
                 await asyncio.sleep(self.linger)  # a call's milestones come close together: one write
             taken = [self._items[i] for i in range(min(self.batch, len(self._items)))]
             writes = merge(taken)
