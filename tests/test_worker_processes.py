@@ -21,7 +21,27 @@ from tests.test_worker_e2e import SCALE, WED_10, setup_db
 NUMBERS = [f"1391234{i:04d}" for i in range(24)]
 
 
+SPAWNED: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _no_worker_left_behind():
+    """A failed test leaves no worker process running (it would dial on into the next test)."""
+    yield
+    while SPAWNED:
+        proc = SPAWNED.pop()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def spawn(db_url: str, sim: Simulator, worker_id: str, epoch: float, log: Path, *extra: str):
+    proc = await _spawn(db_url, sim, worker_id, epoch, log, *extra)
+    SPAWNED.append(proc)
+    return proc
+
+
+async def _spawn(db_url: str, sim: Simulator, worker_id: str, epoch: float, log: Path, *extra: str):
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dialer", "-v", "--db", db_url, "worker", "--cti", sim.url, "--campaign", "c",
         "--worker-id", worker_id, "--time-scale", str(SCALE), "--clock-epoch", repr(epoch),

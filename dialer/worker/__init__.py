@@ -1,7 +1,8 @@
 """The worker daemon (see dialer/worker/daemon.py for how its parts fit)."""
 
 from dialer.worker.daemon import Worker
-from dialer.worker.handover import ABANDON_AFTER, ACW
+from dialer.handover import ABANDON_AFTER
+from dialer.worker.handover import ACW
 from dialer.worker.jobs import _quiet_on_shutdown, _quiet_scheduler_shutdown
 from dialer.worker.options import Stats, WorkerError, WorkerOptions, default_worker_id
 from dialer.worker.state import ActiveCall, PredictiveQueue, SeatRun

@@ -3,13 +3,12 @@ rule, or hears the campaign's abandon message.
 
 Theory of operation
 -------------------
-A port's call is followed by its `CallTracker` until the customer answers; then the call's
-`phase` moves: `waiting` (no agent free: a deadline ends the wait at the 2 s rule, less the
-agents' quick pickup) → `transferring` (an agent reserved, `transfer`/`transferQueue` sent) →
-`handed` (the port's leg is gone, or the agent answered) → `ended`; or `waiting` → `ivr`
-(`transferIvr`: abandoned). A refused transfer puts the call back at the head of the wait.
-The agent who answers is bound to the call by its call id (with `transferQueue` the server
-picks the agent, and the reservation moves to it). Every outcome goes to the recorder.
+A port's call is followed by its `CallTracker` until the customer answers; then its phase moves
+by the pure table of dialer/handover.py (`step`), which also says what each move records
+(`outcome_of`). This module is the I/O around it: the agent reserved, the transfer and IVR
+commands sent, the deadline timers, the wait queue (oldest caller first; a refused transfer goes
+back to its head), and the agent bound to the call by its call id (with `transferQueue` the
+server picks the agent, and the reservation moves to it). Every outcome goes to the recorder.
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from dialer.cti import protocol as p
 from dialer.errors import CTIError, LocalProtocolError
+from dialer.handover import ABANDON_AFTER, Move, Phase, outcome_of, pickup_allowance, step, wait_left
 from dialer.outcomes import State
-from dialer.worker.state import PARK_REASON, ActiveCall, PredictiveQueue, SeatRun
+from dialer.worker.state import PARK_REASON, ActiveCall, SeatRun
 
 if TYPE_CHECKING:
     from dialer.worker.daemon import Worker as _Base
@@ -33,7 +33,6 @@ else:
 log = logging.getLogger(__name__)
 
 ACW = "话后"
-ABANDON_AFTER = 2.0  # an answered predictive call must reach an agent within this, pickup included
 
 
 def msg_busy(msg: p.Message) -> str:
@@ -76,11 +75,10 @@ class Handover(_Base):
         """The port's leg of an answered call is over: handed on (transfer, IVR) or dropped."""
         run.call = None
         run.server_idle = False  # until the port's line reports idle
-        if call.phase == "transferring":
-            call.phase = "handed"  # the server moved the customer to the agent (or the queue)
-        elif call.phase == "waiting":
-            self._unwait(call)
-            self._predictive_outcome(call, "abandoned", now, detail=why)
+        if call.phase in (Phase.WAITING, Phase.TRANSFERRING, Phase.HANDED, Phase.IVR):
+            if call.phase is Phase.WAITING:
+                self._unwait(call)
+            self._move(call, Move.PORT_LEG_GONE, now, why)
         if call.timer:
             call.timer.cancel()
         self._mark_free(run)
@@ -98,23 +96,22 @@ class Handover(_Base):
         if agent is not None:
             self._hand(call, agent)
         else:
-            call.phase = "waiting"
+            self._move(call, Move.NO_AGENT, now)
             q.waiting.append(call)
-            wait = max(0.0, ABANDON_AFTER - self._pickup_allowance(q))
+            wait = max(0.0, wait_left(call.tracker.answered_at, now, pickup_allowance(q.pickups), self.lag))
             call.deadline = asyncio.get_running_loop().call_later(
                 self._real(wait), self._abandon, call, f"no agent free within {ABANDON_AFTER:g} s")
         self._wake.set()
 
-    @staticmethod
-    def _pickup_allowance(q: PredictiveQueue) -> float:
-        """How long before the 2 s limit the last transfer may start: the agents' quick (10th
-        percentile) pickup, 0.3 s until 20 have been seen. A transfer whose pickup then runs past
-        the 2 s still gives the customer an agent; it is recorded `answered_late` and counted as
-        abandoned — exactly the calls the 2 s rule counts, no more."""
-        if len(q.pickups) < 20:
-            return 0.3
-        ordered = sorted(q.pickups)
-        return min(1.9, max(0.1, ordered[int(0.1 * (len(ordered) - 1))]))
+    def _move(self, call: ActiveCall, move: Move, now: dt.datetime, why: str = "", *,
+              agent: SeatRun | None = None) -> None:
+        """Apply a hand-over move by the table; record the outcome it decides."""
+        decided = outcome_of(call.phase, move, answered_at=call.tracker.answered_at, bridged_at=call.bridged_at,
+                             why=why)
+        call.phase = step(call.phase, move)
+        if decided is not None:
+            outcome, detail = decided
+            self._predictive_outcome(call, outcome, now, agent=agent, detail=detail)
 
     def _ready_agent(self, queue: str, now: dt.datetime) -> SeatRun | None:
         """The agent of `queue` free the longest, or None."""
@@ -133,7 +130,8 @@ class Handover(_Base):
         """Reserve `agent` for `call` and transfer the customer to it."""
         if call.deadline:
             call.deadline.cancel()
-        call.phase, call.agent = "transferring", agent
+        self._move(call, Move.AGENT_FREE, self.clock.now())
+        call.agent = agent
         agent.handling, agent.bridged_at = call, None
         self._freed_at.pop(agent.info.extension, None)
         loop = asyncio.get_running_loop()
@@ -152,7 +150,7 @@ class Handover(_Base):
             else:
                 await port.seat.transfer(agent.info.extension)
         except (CTIError, LocalProtocolError) as exc:
-            if call.phase == "transferring":
+            if call.phase is Phase.TRANSFERRING:
                 self._transfer_failed(call, str(exc), self.clock.now())
 
     def _transfer_failed(self, call: ActiveCall, why: str, now: dt.datetime) -> None:
@@ -166,10 +164,9 @@ class Handover(_Base):
             agent.handling = None
             agent.server_idle = False  # the server says no; its next idle report says yes
             log.warning("seat %s: transfer refused (%s)", agent.info.extension, why)
-        answered = call.tracker.answered_at or now
         q = self.predictive[call.queue]
-        left = ABANDON_AFTER - self._pickup_allowance(q) - (now - answered).total_seconds()
-        call.phase = "waiting"
+        left = wait_left(call.tracker.answered_at, now, pickup_allowance(q.pickups), self.lag)
+        self._move(call, Move.TRANSFER_REFUSED, now)
         q.waiting.appendleft(call)
         if left <= 0:
             self._abandon(call, f"transfer refused ({why}), no other agent within {ABANDON_AFTER:g} s")
@@ -181,14 +178,12 @@ class Handover(_Base):
     def _handover_lost(self, call: ActiveCall) -> None:
         """No agent answered the transferred call in time and no hangup told us why."""
         agent = call.agent
-        if call.phase not in ("transferring", "handed") or call.bridged_at is not None:
+        if call.phase not in (Phase.TRANSFERRING, Phase.HANDED) or call.bridged_at is not None:
             return
         if agent is not None and agent.handling is call:
             self._agent_call_over(agent, call, self.clock.now(), "the transferred call never reached the agent")
         else:
-            call.phase = "ended"
-            self._predictive_outcome(call, "abandoned", self.clock.now(),
-                                     detail="the transferred call never reached an agent")
+            self._move(call, Move.HANDOVER_TIMEOUT, self.clock.now())
 
     def _unwait(self, call: ActiveCall) -> None:
         if call.deadline:
@@ -200,15 +195,14 @@ class Handover(_Base):
 
     def _abandon(self, call: ActiveCall, why: str) -> None:
         """No agent in time: the customer hears the campaign's message (transferIvr)."""
-        if call.phase != "waiting":
+        if call.phase is not Phase.WAITING:
             return
         self._unwait(call)
-        call.phase = "ivr"
         node = call.campaign.abandon_ivr
         port = call.port
         if port is not None:
             self._spawn(self._send_ivr(port, node), f"IVR for port {port.info.extension}")
-        self._predictive_outcome(call, "abandoned", self.clock.now(), detail=f"{why}: sent to IVR node {node}")
+        self._move(call, Move.DEADLINE, self.clock.now(), f"{why}: sent to IVR node {node}")
 
     async def _send_ivr(self, port: SeatRun, node: str) -> None:
         try:
@@ -236,9 +230,11 @@ class Handover(_Base):
             call = self._bind(run, msg.callid)
             if call is None:
                 return
-            if isinstance(msg, p.IncomingAnswered) and call.bridged_at is None:
+            if isinstance(msg, p.IncomingAnswered) and call.bridged_at is None and call.phase in (
+                    Phase.TRANSFERRING, Phase.HANDED):
                 call.bridged_at = run.bridged_at = now
-                call.phase = "handed"
+                self._move(call, Move.AGENT_ANSWERED, now)
+                self._milestones(call)
                 if call.deadline:
                     call.deadline.cancel()
                     call.deadline = None
@@ -283,13 +279,11 @@ class Handover(_Base):
         if call.deadline:
             call.deadline.cancel()
             call.deadline = None
-        call.phase = "ended"
         campaign = call.campaign
+        if call.phase not in (Phase.TRANSFERRING, Phase.HANDED):
+            return  # recorded already (it cannot end twice)
+        self._move(call, Move.AGENT_LEG_OVER, now, why, agent=run)
         if call.bridged_at is not None:
-            wait = (call.bridged_at - (call.tracker.answered_at or call.bridged_at)).total_seconds()
-            outcome = "answered_late" if wait > ABANDON_AFTER else "answered"
-            detail = why or (f"bridged {wait:.1f} s after the answer" if outcome == "answered_late" else "")
-            self._predictive_outcome(call, outcome, now, agent=run, detail=detail)
             run.misses = 0
             run.after_call, run.acw_seen, run.wrap_started = True, False, now
             run.wrap_until = now + dt.timedelta(seconds=campaign.wrap_up)  # the longest it may last
@@ -298,8 +292,6 @@ class Handover(_Base):
             run.wrap_timer = asyncio.get_running_loop().call_later(
                 self._real(campaign.wrap_up), lambda: self._spawn(self._free(run), f"end of wrap-up of seat {run.info.extension}"))
         else:
-            self._predictive_outcome(call, "abandoned", now, agent=run,
-                                     detail=why or "the agent did not pick up the transferred call")
             self._missed(run, "transferred calls")
             self._mark_free(run)
 

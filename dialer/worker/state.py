@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dialer import pacing
+from dialer.handover import Phase
 from dialer.cti.client import Seat
 from dialer.outcomes import CallTracker
 from dialer.store.models import Campaign, Contact
@@ -32,7 +33,7 @@ class ActiveCall:
     confirmed: bool = True  # adopted: the server has shown the seat is still in the call
     lost_timer: asyncio.TimerHandle | None = None  # the seat's socket is gone: give up on it then
     # predictive: the call on a dialer port, after the customer answers
-    phase: str = "dialling"  # dialling | waiting (for an agent) | transferring | handed | ivr
+    phase: Phase = Phase.DIALLING  # the hand-over's phase (dialer/handover.py)
     queue: str = ""
     port: SeatRun | None = None
     agent: SeatRun | None = None  # the agent reserved for the call, then on it
