@@ -1,3 +1,4 @@
 from dialer.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child (the simulator's own process) imports this too
+    main()

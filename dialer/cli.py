@@ -788,15 +788,17 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
 @click.option("--agents", type=click.IntRange(1, 500), default=8, show_default=True)
 @click.option("--contacts", type=click.IntRange(1, 100_000), help="Rows of the example list to use (topped "
               "up with generated numbers) [the whole list].")
-@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True),
+              help="Real seconds per simulated second [0.01; predictive 0.05, so that the 2 s rule is 100 ms "
+                   "of real time, well above the worker's own delay on a busy machine].")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the database in this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--mode", type=click.Choice(["progressive", "predictive"]), default="progressive", show_default=True,
               help="predictive: dialler ports and the pacer, for --minutes of simulated time.")
-@click.option("--minutes", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--minutes", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Simulated minutes a predictive demo runs.")
-def demo_cmd(agents: int, contacts: int | None, time_scale: float, seed: int, keep: str | None, as_json: bool,
+def demo_cmd(agents: int, contacts: int | None, time_scale: float | None, seed: int, keep: str | None, as_json: bool,
              mode: str, minutes: float) -> None:
     """Everything embedded: SQLite, the simulator, the example list and the worker."""
     import json as _json

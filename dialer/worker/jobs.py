@@ -187,7 +187,10 @@ class Jobs(_Base):
             lag = self.loop.time() - before - interval
             self.lag = lag
             self.stats.lag_max = max(self.stats.lag_max, lag)
-            if lag > self.opt.lag_warning and self.loop.time() - warned > 60:
+            limit = self.opt.lag_warning
+            if self.predictive:  # a quarter of the 2 s rule, in real time
+                limit = min(limit, 0.25 * self._real(2.0))
+            if lag > limit and self.loop.time() - warned > 60:
                 warned = self.loop.time()
                 share = lag / max(1e-9, self._real(2.0))
                 log.warning("event loop lag %.0f ms (%.0f%% of the 2 s rule at this time scale): the machine cannot "

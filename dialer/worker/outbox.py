@@ -48,9 +48,10 @@ class Write:
 
     @property
     def urgent(self) -> bool:
-        """An outcome, or an answer or a bridge: what decides a call's fate after a crash is
-        written at once; the dial and ringing times may wait a moment to share a transaction."""
-        return self.end is not None or "answered_at" in self.values or "bridged_at" in self.values
+        """An outcome, the call id, an answer or a bridge: what decides a call's fate after a
+        crash (and ties it to the server's records) is written at once; the dial time may wait
+        a moment to share a transaction."""
+        return self.end is not None or bool({"answered_at", "bridged_at", "callid"} & self.values.keys())
 
 
 def write_batch(engine: Engine, writes: Sequence[Write]) -> list[bool]:
