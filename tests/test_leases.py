@@ -219,3 +219,18 @@ def test_a_closed_call_is_due_again_when_the_window_opens(engine) -> None:
     with Session(engine) as s:
         c = s.get(Contact, st.contact.id)
     assert c.status == "pending" and c.next_attempt_at == dt.datetime(2026, 11, 26, 1, 0, tzinfo=UTC)  # 09:00
+
+
+def test_attempts_of_a_worker_with_no_row_are_closed(engine) -> None:
+    """A worker that stopped with a call it could not close (its row gone) leaves nothing open
+    for ever: after `orphan_after` the reconciler closes it by the campaign's rules."""
+    setup(engine)
+    token, seats = start(engine)
+    [(_, st)] = claim(engine, "w1", token, seats)
+    with Session(engine) as s, s.begin():
+        from dialer.store.models import Worker
+
+        s.delete(s.get(Worker, "w1"))
+    orphan_after = dt.timedelta(minutes=10)
+    assert leases.reconcile_dead(engine, "w2", WED_10 + dt.timedelta(minutes=5), orphan_after) == {}
+    assert leases.reconcile_dead(engine, "w2", WED_10 + dt.timedelta(minutes=11), orphan_after) == {"interrupted": 1}

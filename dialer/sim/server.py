@@ -214,6 +214,9 @@ class Simulator:
             return
         for call in list(self.calls.values()):
             self._end(call, "server_stopped", notify=False)
+        for s in [x for x in self.by_ext.values() if x.detached]:  # phones left with no socket: gone too
+            s.state, s.number = CS.IDLE, ""
+            self._sign_out(s)
         self._server.close()
         await self._server.wait_closed()
         self._server = None

@@ -43,8 +43,9 @@ class LeaseLost(DialerError):
 
 
 class LeaseLapsed(DialerError):
-    """The worker's lease ran out (it could not renew in time); it is still its own until
-    another life of the id takes it, and the next renewal brings it back."""
+    """The worker's lease ran out (it could not renew in time). The next renewal brings it
+    back — unless meanwhile another life of the id took it, or it stayed lapsed past
+    `orphan_after` and another worker reconciled it (then the renewal says LeaseLost)."""
 
 
 class WorkerIdInUse(DialerError):
@@ -141,12 +142,13 @@ def _holds(s: Session, worker_id: str, token: int) -> None:
 def unregister_worker(engine: Engine, worker_id: str, token: int) -> None:
     """A clean stop: give back every seat and contact held under the token."""
     with Session(engine) as s, s.begin():
-        if s.scalar(select(Worker.id).where(Worker.id == worker_id, Worker.token == token)) is None:
+        q = select(Worker.id).where(Worker.id == worker_id, Worker.token == token)
+        if s.scalar(q.with_for_update() if engine.dialect.name == "postgresql" else q) is None:
             return  # someone else holds the id now: what it holds is theirs
-        s.execute(update(Agent).where(Agent.claimed_by == worker_id)
+        s.execute(update(Agent).where(Agent.claimed_by == worker_id, Agent.lease_token == token)
                   .values(claimed_by=None, lease_until=None, lease_token=None))
         s.execute(update(Contact).where(Contact.claimed_by == worker_id).values(claimed_by=None, lease_until=None))
-        s.execute(delete(Worker).where(Worker.id == worker_id))
+        s.execute(delete(Worker).where(Worker.id == worker_id, Worker.token == token))
 
 
 def lease_seats(engine: Engine, worker_id: str, token: int, queues: Iterable[str], now: dt.datetime,
@@ -259,23 +261,28 @@ def close_attempts(engine: Engine, worker_id: str, token: int, attempt_ids: Sequ
 
 def reconcile_dead(engine: Engine, me: str, now: dt.datetime, orphan_after: dt.timedelta) -> dict[str, int]:
     """Workers whose lease lapsed more than `orphan_after` ago are gone: their open attempts are
-    closed by the campaign's rules, their seats and contacts released, their rows removed.
+    closed by the campaign's rules, their seats and contacts released, their rows removed; so
+    are open attempts whose worker has no row at all (it stopped with a call it could not close).
     Counts the closed attempts by outcome."""
     out: dict[str, int] = {}
+    cutoff = now - orphan_after
+    pg = engine.dialect.name == "postgresql"
     with Session(engine) as s, s.begin():
-        gone = set(s.scalars(select(Worker.id).where(Worker.id != me, or_(
-            Worker.lease_until < now - orphan_after,
-            and_(Worker.lease_until.is_(None), Worker.last_seen < now - orphan_after)))))
-        if not gone:
-            return out
-        for attempt in s.scalars(select(Attempt).where(Attempt.ended_at.is_(None), Attempt.worker_id.in_(gone))):
+        q = select(Worker.id).where(Worker.id != me, or_(
+            Worker.lease_until < cutoff, and_(Worker.lease_until.is_(None), Worker.last_seen < cutoff)))
+        gone = set(s.scalars(q.with_for_update() if pg else q))  # a take-over of the id waits for this
+        known = select(Worker.id)
+        stale = or_(Attempt.worker_id.in_(gone), Attempt.worker_id.not_in(known))
+        aq = select(Attempt).where(Attempt.ended_at.is_(None), stale, Attempt.created_at < cutoff)
+        for attempt in s.scalars(aq.with_for_update() if pg else aq):  # an outcome landing now waits, then is refused
             outcome = close_orphan(s, attempt, now, "")
             if outcome:
                 out[outcome] = out.get(outcome, 0) + 1
-        s.execute(update(Agent).where(Agent.claimed_by.in_(gone))
-                  .values(claimed_by=None, lease_until=None, lease_token=None))
-        s.execute(update(Contact).where(Contact.claimed_by.in_(gone)).values(claimed_by=None, lease_until=None))
-        s.execute(delete(Worker).where(Worker.id.in_(gone)))
+        if gone:
+            s.execute(update(Agent).where(Agent.claimed_by.in_(gone))
+                      .values(claimed_by=None, lease_until=None, lease_token=None))
+            s.execute(update(Contact).where(Contact.claimed_by.in_(gone)).values(claimed_by=None, lease_until=None))
+            s.execute(delete(Worker).where(Worker.id.in_(gone), Worker.lease_until < cutoff))
     return out
 
 

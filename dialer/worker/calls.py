@@ -218,10 +218,11 @@ class Calls(_Base):
         campaign = next((c for c in self.campaigns if c.id == orphan.campaign_id), None)
         if campaign is None or contact is None or campaign.mode == "predictive" or run.is_port:
             return False
-        t = CallTracker(started=orphan.created_at, callid=orphan.callid, agent_up_at=orphan.dialled_at,
-                        ringing_at=orphan.ringing_at, answered_at=orphan.answered_at)
-        t.state = (State.TALKING if orphan.answered_at else State.RINGING if orphan.ringing_at
-                   else State.AGENT_UP if orphan.dialled_at else State.DIALLING)
+        # the dial sent is not the agent up: from DIALLING, the server's status moves it on
+        t = CallTracker(started=orphan.created_at, callid=orphan.callid,
+                        agent_up_at=orphan.ringing_at or orphan.answered_at, ringing_at=orphan.ringing_at,
+                        answered_at=orphan.answered_at)
+        t.state = State.TALKING if orphan.answered_at else State.RINGING if orphan.ringing_at else State.DIALLING
         call = ActiveCall(orphan.attempt_id, contact, campaign, t, token=self.token, adopted=True, confirmed=False,
                           dialled_at=orphan.dialled_at)
         call.__dict__["_sent"] = {"dialled_at": orphan.dialled_at, "ringing_at": orphan.ringing_at,

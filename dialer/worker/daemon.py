@@ -82,6 +82,8 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self._orphans: dict[str, list[Orphan]] = {}  # seat → calls of an earlier life to follow
         self._stray_before: set[int] = set()
         self._left_open: set[str] = set()  # seats with a call left open on them, to look at
+        self._let_go: set[str] = set()  # seats logged out when the lease ran out, to give back
+        self._orphans_at = 0.0  # loop time the earlier life's calls were handed over
         self._renewed_at: float | None = None
         self._db_down_since: float | None = None
         self._open_writes = 0
@@ -170,7 +172,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         return self.exit_code
 
     async def _start(self) -> None:
-        self.outbox.start()
+        self._keep(self.outbox.run, "the outbox")
         self._keep(self._watch_lag, "the lag monitor")
         self.campaigns = await self._load_campaigns()
         try:
@@ -245,7 +247,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         if self.calls_in_flight:
             log.warning("drain timeout: hanging up %d call(s)", self.calls_in_flight)
             now = self.clock.now()
-            for run in self.seats.values():
+            for run in list(self.seats.values()):
                 if run.call is not None:
                     run.call.tracker.detail = "hung up at shutdown"
                     run.call.tracker.hang_up(Event.LOST, now)
@@ -273,7 +275,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
     async def _shutdown(self) -> None:
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for run in self.seats.values():
+        for run in list(self.seats.values()):
             if run.wrap_timer:
                 run.wrap_timer.cancel()
 

@@ -92,15 +92,24 @@ class Dispatch(_Base):
         started = await self.lanes.call("dispatch", db.claim_for_queues, self.opt.worker_id, self.token, work, now,
                                         dt.timedelta(seconds=self.opt.lease_sim))
         self._db_ok()
-        await asyncio.gather(*(self._dial(self.seats[st.seat], campaign, st) for campaign, st in started))
+        dials = []
+        for campaign, st in started:
+            run = self.seats.get(st.seat)
+            if run is None:  # let go while the claim ran: its attempt is closed by the reconciler
+                log.warning("seat %s went while its claim ran; attempt %s is left to the reconciler", st.seat,
+                            st.attempt_id)
+                continue
+            dials.append(self._dial(run, campaign, st))
+        await asyncio.gather(*dials)
 
     async def _dial(self, run: SeatRun, campaign: Campaign, started: db.Started) -> None:
         now = self.clock.now()
         contact = started.contact
-        if not run.dialable(now) or self.draining:  # the seat changed while the claim ran
-            run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
-            run.call.tracker.detail = "the seat was taken before the dial"
-            self._ended(run, run.call.tracker.expire(Event.LOST, now))
+        if not run.dialable(now) or self.draining:  # the seat changed while the claim ran: no dial
+            call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
+            call.tracker.detail = "the seat was taken before the dial"
+            call.tracker.expire(Event.LOST, now)
+            self._store(call, self._end_of(call), run)  # the seat and its own call are left alone
             return
         run.call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
         if run.is_port:

@@ -156,6 +156,12 @@ class Jobs(_Base):
             if really:
                 closed.update(await self.lanes.call("background", leases.close_attempts, self.opt.worker_id,
                                                     self.token, really, now, "no call followed it"))
+            # calls of the earlier life on seats that never logged in again: closed by their milestones
+            if self._orphans and self.loop.time() - self._orphans_at > self._real(self.opt.lost_timeout):
+                left = [o.attempt_id for o in self._orphan_list()]
+                self._orphans.clear()
+                closed.update(await self.lanes.call("background", leases.close_attempts, self.opt.worker_id,
+                                                    self.token, left, now, "its seat did not come back"))
         except TRANSIENT as exc:
             self._db_trouble("reconcile failed", exc)
             return

@@ -35,7 +35,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dialer.errors import DialerError
@@ -54,7 +54,10 @@ class DatabaseTimeout(DatabaseUnavailable):
     """A database call ran past its deadline."""
 
 
-#: errors that mean "the database, not the request": retry later
+#: errors of the request itself (a value too long, a constraint, SQL the server refuses): sending it
+#: again cannot help
+PERMANENT = (DataError, IntegrityError, ProgrammingError)
+#: errors that mean "the database, not the request": retry later (PERMANENT are caught first)
 TRANSIENT = (DBAPIError, PoolTimeout, DatabaseUnavailable, OSError)
 
 
@@ -176,4 +179,5 @@ class Lanes:
             lane.join(wait / len(lanes))
 
 
-__all__ = ["Lanes", "DatabaseUnavailable", "DatabaseTimeout", "TRANSIENT", "describe", "SQLAlchemyError"]
+__all__ = ["Lanes", "DatabaseUnavailable", "DatabaseTimeout", "TRANSIENT", "PERMANENT", "describe",
+           "SQLAlchemyError"]

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from dialer.outcomes import Retry
 from dialer.store.attempts import AttemptEnd, finish_in, milestone_in
-from dialer.worker.lanes import TRANSIENT, Lanes, describe
+from dialer.worker.lanes import PERMANENT, TRANSIENT, Lanes, describe
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,10 @@ class Outbox:
     def milestone(self, token: int, attempt_id: int, **values: Any) -> None:
         self.put(Write(token, attempt_id, dict(values)))
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+    async def run(self) -> None:
+        """Write what comes, until cancelled (the worker runs this supervised)."""
+        self._task = asyncio.current_task()
+        await self._run()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued is written; False if `timeout` passed first."""
@@ -141,6 +143,7 @@ class Outbox:
 
     async def _run(self) -> None:
         delay = 0.1
+        single = False  # a batch failed for a reason of its own: find the write, one at a time
         loop = asyncio.get_running_loop()
         while True:
             if not self._items:
@@ -150,10 +153,17 @@ class Outbox:
                 continue
             if self.linger and len(self._items) < self.batch and not any(w.urgent for w in self._items):
                 await asyncio.sleep(self.linger)  # a call's milestones come close together: one write
-            taken = [self._items[i] for i in range(min(self.batch, len(self._items)))]
+            taken = [self._items[i] for i in range(1 if single else min(self.batch, len(self._items)))]
             writes = merge(taken)
             try:
                 done = await self.lanes.call("outbox", write_batch, writes)
+            except PERMANENT as exc:  # the write itself is wrong (too long a value, a bug): not the database
+                if len(taken) > 1:
+                    single = True
+                    continue
+                log.error("outbox: attempt %s: %s not written: %s", taken[0].attempt_id,
+                          "outcome" if taken[0].end is not None else "milestone", describe(exc))
+                done = [False] * len(writes)
             except TRANSIENT as exc:
                 if self.failing_since is None:
                     self.failing_since = loop.time()
@@ -162,10 +172,14 @@ class Outbox:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
-            except Exception:  # a bug, not the database: report it, keep the rest going
-                log.exception("outbox: a batch of %d write(s) failed; dropping the first", len(writes))
-                writes = writes[:1]
-                done = [False]
+            except Exception:  # a bug of ours: report it; find the write, drop only that one
+                if len(taken) > 1:
+                    single = True
+                    continue
+                log.exception("outbox: attempt %s: a write failed; dropped", taken[0].attempt_id)
+                done = [False] * len(writes)
+            else:
+                single = False
             if self.failing_since is not None:
                 log.warning("database: back after %.1f s; the outbox is writing again",
                             loop.time() - self.failing_since)
@@ -173,7 +187,9 @@ class Outbox:
             delay = 0.1
             for _ in taken:
                 self._items.popleft()
-            for w, ok in zip(writes, done):
+            results = {id(w): ok for w, ok in zip(writes, done)}
+            for w in taken:  # every write taken is told, the merged-away milestones too
+                ok = results.get(id(w), True)
                 if w.end is not None:
                     if ok:
                         self.written += 1

@@ -35,25 +35,29 @@ class Recorder(_Base):
         sent = call.__dict__.setdefault("_sent", {})
         values = {}
         for name, value in (("dialled_at", call.dialled_at), ("ringing_at", t.ringing_at),
-                            ("answered_at", t.answered_at), ("callid", t.callid or None),
+                            ("answered_at", t.answered_at), ("callid", t.callid[:64] or None),
                             ("bridged_at", call.bridged_at)):
             if value is not None and sent.get(name) != value:
                 values[name] = sent[name] = value
         if values:
             self.outbox.milestone(call.token, call.attempt_id, **values)
 
-    async def _record(self, run: SeatRun, call: ActiveCall) -> None:
-        """A progressive call (or a port's unanswered one) ended: its outcome, and the seat's
-        next state."""
+    def _end_of(self, call: ActiveCall) -> db.AttemptEnd:
+        """What an ended progressive (or port) call records."""
         t = call.tracker
         outcome = t.outcome
-        now = t.ended_at or self.clock.now()
         detail = t.detail
         if outcome == "answered" and t.talk_seconds is None:
             detail = (detail + "; " if detail else "") + "talk time unknown: the call was lost from sight"
-        end = db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at, now,
-                            t.ring_seconds, t.talk_seconds, t.province, t.city, t.isp, detail,
-                            bridged_at=t.answered_at)  # click-to-dial: the agent is on the line already
+        return db.AttemptEnd(outcome, t.callid, call.dialled_at, t.agent_up_at, t.ringing_at, t.answered_at,
+                             t.ended_at or self.clock.now(), t.ring_seconds, t.talk_seconds, t.province, t.city,
+                             t.isp, detail, bridged_at=t.answered_at)  # click-to-dial: the agent is on already
+
+    async def _record(self, run: SeatRun, call: ActiveCall) -> None:
+        """A progressive call (or a port's unanswered one) ended: its outcome, and the seat's
+        next state."""
+        end = self._end_of(call)
+        outcome, now = end.outcome, end.ended_at or self.clock.now()
         status = self._store(call, end, run)
         log.info("seat %s: %s %s → %s (%s)", run.info.extension, call.campaign.name, masked(call.contact.phone),
                  outcome, status)

@@ -73,6 +73,7 @@ class Seats(_Base):
             "heartbeat", leases.register_worker, self.opt.worker_id, now, dt.timedelta(seconds=self.opt.lease_sim),
             pid=os.getpid(), pid_alive=pid_alive)
         self.token, self._renewed_at = token, self.loop.time()
+        self._orphans_at = self.loop.time()
         for o in orphans:
             self._orphans.setdefault(o.seat, []).append(o)
         if orphans:
@@ -86,6 +87,8 @@ class Seats(_Base):
         while True:
             await asyncio.sleep(self.lease_real / 4)
             now = self.clock.now()
+            sent = self.loop.time()  # the lease counts from here, however long the renewal takes
+            before = set(self.seats)
             try:
                 held = await self.lanes.call("heartbeat", leases.renew, self.opt.worker_id, self.token, now,
                                              dt.timedelta(seconds=self.opt.lease_sim), timeout=self.lease_real / 2)
@@ -99,10 +102,17 @@ class Seats(_Base):
                 continue
             if not self.may_dial:
                 log.warning("lease renewed again: dialling resumes")
-            self._renewed_at = self.loop.time()
+            self._renewed_at = sent
             self._db_ok()
+            if self._let_go:  # seats logged out while the lease had run out: give them back now
+                gone, self._let_go = self._let_go, set()
+                try:
+                    await self.lanes.call("background", leases.release_seats, self.opt.worker_id, self.token,
+                                          sorted(gone - set(self.seats)))
+                except TRANSIENT:
+                    self._let_go |= gone
             for ext, run in list(self.seats.items()):
-                if ext not in held and not run.released:
+                if ext in before and ext not in held and not run.released:
                     log.warning("seat %s: its lease passed to another worker; letting it go", ext)
                     run.released = True
                     if run.call is None and run.handling is None:
@@ -231,9 +241,9 @@ class Seats(_Base):
             await run.seat.login(info.name or info.staffid, info.extension, info.queue, info.staffid,
                                  skill=info.skill, secname=info.sector, autoacw=int(acw), busy_string=busy)
             run.logged_in = True
-            if run.is_port:
-                run.server_idle = run.call is None
             await self._take_over_calls(run, login_at)
+            if run.is_port:  # free once no call of an earlier worker is left on it
+                run.server_idle = run.call is None
         except (CTIError, ProtocolError) as exc:
             log.error("seat %s: %s; will retry", info.extension, exc)
             await run.seat.close()  # a refused login keeps no socket; the refresh job tries again
@@ -294,6 +304,7 @@ class Seats(_Base):
             log.warning("%s: logging out %d idle seat(s) so that another worker may take them", why, len(idle))
         for run in idle:
             run.released = True
+            self._let_go.add(run.info.extension)
             await self._drop_seat(run)
 
 
