@@ -113,9 +113,11 @@ def register_worker(engine: Engine, worker_id: str, now: dt.datetime, lease: dt.
 
 
 def renew(engine: Engine, worker_id: str, token: int, now: dt.datetime, lease: dt.timedelta) -> set[str]:
-    """Renew the lease and the seats and contacts held under it; the extensions still held.
-    Raises LeaseLost when the token is no longer the id's."""
-    w, a, c = Worker.__table__.c, Agent.__table__.c, Contact.__table__.c
+    """Renew the lease and the seats held under it; the extensions still held. Raises LeaseLost
+    when the token is no longer the id's. (A contact in a call needs no renewal: its open attempt
+    keeps every claim off it until the attempt is closed; renewing the rows of every contact in a
+    call each time also made the renewal deadlock with the outcomes being written.)"""
+    w, a = Worker.__table__.c, Agent.__table__.c
     with engine.begin() as conn:
         # a renewal never moves a lease back: one that waited out an outage on a stuck
         # connection may land after a later one
@@ -125,8 +127,6 @@ def renew(engine: Engine, worker_id: str, token: int, now: dt.datetime, lease: d
             raise LeaseLost(f"worker {worker_id}: lease taken over")
         conn.execute(update(Agent.__table__).where(a.claimed_by == worker_id, a.lease_token == token)
                      .values(lease_until=_latest(a.lease_until, now + lease)))
-        conn.execute(update(Contact.__table__).where(c.claimed_by == worker_id)
-                     .values(lease_until=_latest(c.lease_until, now + lease)))
         return set(conn.execute(select(a.extension).where(a.claimed_by == worker_id, a.lease_token == token)).scalars())
 
 

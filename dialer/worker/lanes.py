@@ -12,10 +12,11 @@ queues behind the outcomes being written, and an inbox import blocks nothing:
     background  seat leases, campaign reloads, reconciliation, counts, the until-done check
     inbox       list imports from the inbox folder (one chunk a transaction)
 
-On SQLite, where writers take turns at one file lock, the first three share one thread instead,
-taken in that order of priority (a renewal waits at most for the call in progress, a claim at
-most for the renewal and that call): a second writing thread would only wait for the lock, and a
-claim that waits behind an outcome batch is a seat that waits for its next dial.
+Claims and the outbox share one thread, claims first (a claim waits at most for the batch in
+progress, never behind the queue of writes): two threads of Python would only take turns at the
+interpreter lock and delay the event loop's own thread. On SQLite, where writers take turns at
+one file lock anyway, the renewal shares that thread too, first of all (it waits at most for the
+call in progress); on PostgreSQL it has a thread of its own.
 
 Every call has a deadline (`DatabaseTimeout` past it). A thread cannot be interrupted, so a lane
 whose call ran out of time is replaced by a fresh thread, and the stuck one finishes on its own
@@ -128,16 +129,13 @@ class Lanes:
 
     def _make(self, only: str | None = None) -> None:
         """(Re)create the threads: every lane's, or the one `only` runs on."""
-        if self.shared:
-            if only is None or only in LANES[:3]:
-                writer = _Lane("writer")
-                for name in LANES[:3]:
-                    self._lanes[name] = writer
-            for name in LANES[3:]:
-                if only is None or only == name:
-                    self._lanes[name] = _Lane(name)
-        else:
-            for name in LANES if only is None else (only,):
+        shared = LANES[:3] if self.shared else LANES[1:3]  # SQLite: the renewal shares it too
+        if only is None or only in shared:
+            writer = _Lane("writer")
+            for name in shared:
+                self._lanes[name] = writer
+        for name in LANES:
+            if name not in shared and (only is None or only == name):
                 self._lanes[name] = _Lane(name)
 
     async def call(self, lane: str, fn: Callable[..., T], *args: Any, timeout: float | None = None,
