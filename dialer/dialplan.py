@@ -99,7 +99,7 @@ def normalize(text: str) -> Normalized:
         return Normalized(t, extension)
     if digits.startswith("86"):
         national = _national_from_86(digits[2:])
-        if not national:  # "+86 0": a country code and a trunk 0, no number
+        if not national.strip("0") or national.startswith("00"):  # "+86 0", "+86 000": no number
             raise NotDialable("empty number")
         return Normalized(national, extension)
     if not digits:

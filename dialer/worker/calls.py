@@ -25,6 +25,10 @@ else:
 
 log = logging.getLogger(__name__)
 
+#: real seconds a lost seat, or an adopted call, is given at the least to show its state, whatever
+#: the time scale: giving up too soon closes a call that is still up (and frees its number)
+MIN_WAIT_REAL = 5.0
+
 
 class Calls(_Base):
     """Event routing and call tracking (a mixin of `Worker`)."""
@@ -178,7 +182,8 @@ class Calls(_Base):
             call.timer.cancel()
             call.timer, call.armed_for = None, None
         if call.lost_timer is None:
-            call.lost_timer = self.loop.call_later(self._real(self.opt.lost_timeout), self._give_up, run, call)
+            call.lost_timer = self.loop.call_later(max(MIN_WAIT_REAL, self._real(self.opt.lost_timeout)),
+                                                   self._give_up, run, call)
 
     def _give_up(self, run: SeatRun, call: ActiveCall) -> None:
         """A call whose seat did not come back (or whose state the server never showed)."""
@@ -231,7 +236,8 @@ class Calls(_Base):
         self.stats.adopted += 1
         # the status that follows the login says whether the call is still up; none within
         # the set-up timeout: it is not
-        call.lost_timer = self.loop.call_later(self._real(self.opt.setup_timeout), self._give_up, run, call)
+        call.lost_timer = self.loop.call_later(max(MIN_WAIT_REAL, self._real(self.opt.setup_timeout)),
+                                               self._give_up, run, call)
         log.info("seat %s: following attempt %s of an earlier worker (state %s)", run.info.extension,
                  orphan.attempt_id, t.state.value)
         return True

@@ -279,15 +279,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
             if run.wrap_timer:
                 run.wrap_timer.cancel()
 
-        async def leave(run: SeatRun) -> None:
-            try:
-                if run.logged_in and run.call is None:
-                    await asyncio.wait_for(run.seat.logout(), 2)
-            except (CTIError, asyncio.TimeoutError):
-                pass
-            await run.seat.close()
-
-        await asyncio.gather(*(leave(r) for r in list(self.seats.values())))
+        await asyncio.gather(*(self._drop_seat(r) for r in list(self.seats.values())))
         await self.outbox.stop()
         for task in list(self._tasks):
             task.cancel()
