@@ -99,6 +99,8 @@ class Calls(_Base):
             if not msg.busy and msg.call_state is p.CallState.IDLE and run.call is None:
                 run.server_idle = True  # the server says: no call, no busy reason
                 self._mark_free(run)
+            elif msg.call_state is not p.CallState.IDLE:
+                run.server_idle = False  # the line is in a call (maybe one we do not know of)
         if run.info.queue in self.predictive:
             self._on_agent_event(run, msg, now)
         if run.call is not None:

@@ -279,7 +279,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
             if run.wrap_timer:
                 run.wrap_timer.cancel()
 
-        await asyncio.gather(*(self._drop_seat(r) for r in list(self.seats.values())))
+        await asyncio.gather(*(self._drop_seat(r, forget=False) for r in list(self.seats.values())))
         await self.outbox.stop()
         for task in list(self._tasks):
             task.cancel()

@@ -249,6 +249,8 @@ class Seats(_Base):
             await run.seat.close()  # a refused login keeps no socket; the refresh job tries again
         finally:
             run.connecting = False
+            if run.logged_in and run.info.extension in self.seats:
+                self._mark_free(run)  # what the login's status said, now that the look is done
 
     async def _take_over_calls(self, run: SeatRun, login_at: float) -> None:
         """Calls left open on this seat — by this id's earlier life, or by a worker whose lease
@@ -287,9 +289,11 @@ class Seats(_Base):
             except (*TRANSIENT, LeaseLost) as exc:
                 log.warning("seat %s: attempts %s not closed (%s); the reconciler will", ext, close, describe(exc))
 
-    async def _drop_seat(self, run: SeatRun) -> None:
-        """Let a seat go: log it out (it has no call) and close its socket."""
-        self.seats.pop(run.info.extension, None)
+    async def _drop_seat(self, run: SeatRun, *, forget: bool = True) -> None:
+        """Let a seat go: log it out (it has no call) and close its socket; `forget` it too
+        (not at shutdown: the stopped worker's seats stay to be reported on)."""
+        if forget:
+            self.seats.pop(run.info.extension, None)
         try:
             if run.logged_in and run.call is None:
                 await asyncio.wait_for(run.seat.logout(), 2)

@@ -74,7 +74,7 @@ class SeatRun:
         return self.info.role == "port"
 
     def dialable(self, now: dt.datetime) -> bool:
-        if self.released:
+        if self.released or self.connecting:  # (logging in: a call left on it is not known yet)
             return False
         if self.is_port:  # a port is busy on purpose; it is free when its line is
             return (self.logged_in and self.registered and self.call is None and not self.finishing
