@@ -199,8 +199,15 @@ async def test_seat_lost_mid_call_is_followed_again_and_never_redialled(engine, 
     sim = await start_sim({**SCRIPT, "desk_phone": desk_phone,
                            "customers": [{"number": "13800138000", "outcome": "answer", "ring": 2, "talk": 60}]})
 
+    def answer_recorded() -> bool:
+        with Session(engine) as s:
+            return s.scalar(select(Attempt.id).where(Attempt.answered_at.is_not(None))) is not None
+
     async def cut_when_talking() -> None:
-        while not any(s.call is not None and s.call.phase == "talking" for s in sim.by_ext.values()):
+        # talking at the server, and the worker has seen (and written) the answer: a drop before
+        # that loses the answer event with the socket, and the worker rightly knows no answer
+        while not (any(s.call is not None and s.call.phase == "talking" for s in sim.by_ext.values())
+                   and await asyncio.to_thread(answer_recorded)):
             await asyncio.sleep(0.01)
         sim.drop("601")
 
