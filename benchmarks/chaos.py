@@ -195,9 +195,7 @@ def cut(kind: str, folder: Path, *, scale: float, seed_: int, leases: float = 3.
     lease_real = max(MIN_LEASE_REAL, 60 * scale)
     with database(kind, folder) as url, SimProcess(sim_config(scale, seed_)) as sim:
         seed(url, contacts=160, agents=8)
-        engine = make_engine(url)
-        host, port = engine.url.host or "127.0.0.1", engine.url.port or 5432
-        engine.dispose()
+        host, port = _address(url)
         run = Run(url, sim, scale, folder)
         with StallProxy(host, port) as proxy:
             procs = [run.worker("--until-done", "--max-seats", "2", worker_id=f"w{i}") for i in (1, 2, 3)]
@@ -225,9 +223,7 @@ def cut(kind: str, folder: Path, *, scale: float, seed_: int, leases: float = 3.
 def outage(kind: str, folder: Path, *, scale: float, seed_: int, seconds: float) -> dict[str, Any]:
     with database(kind, folder) as url, SimProcess(sim_config(scale, seed_)) as sim:
         seed(url, contacts=60, agents=4)
-        engine = make_engine(url)
-        host, port = engine.url.host or "127.0.0.1", engine.url.port or 5432
-        engine.dispose()
+        host, port = _address(url)
         run = Run(url, sim, scale, folder)
         with StallProxy(host, port) as proxy:
             proc = run.worker("--until-done", db=proxy.url_for(url))
@@ -264,6 +260,14 @@ def cti(kind: str, folder: Path, *, scale: float, seed_: int) -> dict[str, Any]:
         result.update(scenario="cti", db=kind, exit_code=code, tracebacks=run.grep("Traceback"),
                       **{f"recover_{k}_s": round(v, 2) if v is not None else None for k, v in recover.items()})
         return result
+
+
+def _address(url: str) -> tuple[str, int]:
+    """The PostgreSQL server a URL names, for the proxy to stand in front of."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.host or "127.0.0.1", parsed.port or 5432
 
 
 def _seats_of(url: str, worker: str) -> set[str]:
