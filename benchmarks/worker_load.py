@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from common import percentile, print_rows
 from dialer.clock import Clock
 from dialer.store import repo
-from dialer.store.engine import make_engine
+from dialer.store.engine import worker_engine
 from dialer.store.migrate import upgrade
 from dialer.store.models import Contact
 from dialer.worker import Worker, WorkerOptions
@@ -51,7 +51,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = args.db.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
+    engine = worker_engine(url)
     upgrade(engine)
     now = dt.datetime.now(dt.timezone.utc)
     names = [f"load{q:02d}" for q in range(args.queues)]
@@ -83,6 +83,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         await asyncio.sleep(args.warmup)
         worker.stats.free_to_dial.clear()
         worker.stats.end_to_dial.clear()
+        frames0 = sum(r.seat.frames_in for r in worker.seats.values())
         dials0, cpu0, t0 = worker.stats.dials, resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         ended0 = sum(worker.stats.outcomes.values())
         await asyncio.sleep(args.seconds)
@@ -90,6 +91,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         idle = list(getattr(worker.stats, "end_to_dial", []))
         dials, cpu1, elapsed = worker.stats.dials - dials0, resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
         ended = sum(worker.stats.outcomes.values()) - ended0
+        frames = sum(r.seat.frames_in for r in worker.seats.values()) - frames0
     finally:
         worker.request_stop()
         await run
@@ -100,12 +102,13 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    sys_cpu = cpu1.ru_stime - cpu0.ru_stime
     return {
         "seats": args.seats, "logged_in": sum(1 for s in worker.seats.values() if s.logged_in) or args.seats,
         "seconds": elapsed, "dials": dials, "dials_per_s": dials / elapsed, "calls_ended": ended,
         "free_to_dial_p50_ms": percentile(delays, 50) * 1e3, "free_to_dial_p99_ms": percentile(delays, 99) * 1e3,
         "samples": len(delays), "end_to_dial_p50_ms": percentile(idle, 50) * 1e3,
-        "end_to_dial_p99_ms": percentile(idle, 99) * 1e3, "end_samples": len(idle), "worker_cpu_s": cpu, "cpu_s_per_1000_calls": cpu / max(ended, 1) * 1000,
+        "end_to_dial_p99_ms": percentile(idle, 99) * 1e3, "end_samples": len(idle), "frames_in_per_s": frames / elapsed, "worker_cpu_s": cpu, "worker_sys_cpu_s": sys_cpu, "cpu_s_per_1000_calls": cpu / max(ended, 1) * 1000,
         "time_scale": args.time_scale, "cpus": os.cpu_count(), "queues": args.queues,
         "database": "postgresql" if args.db else "sqlite",
     }
@@ -137,7 +140,9 @@ def main() -> None:
                                              f"({r['samples']} samples)"),
         ("call end → next dial p50 / p99", f"{r['end_to_dial_p50_ms']:.1f} / {r['end_to_dial_p99_ms']:.1f} ms "
                                            f"({r['end_samples']} calls without wrap-up)"),
-        ("worker CPU", f"{r['worker_cpu_s']:.1f} s; {r['cpu_s_per_1000_calls']:.1f} s per 1,000 calls"),
+        ("frames received/s", f"{r['frames_in_per_s']:.0f}"),
+        ("worker CPU", f"{r['worker_cpu_s']:.1f} s ({r['worker_sys_cpu_s']:.1f} s in the kernel); "
+                       f"{r['cpu_s_per_1000_calls']:.1f} s per 1,000 calls"),
     ]
     print_rows(rows)
 

@@ -139,13 +139,14 @@ class _Store:
         self.url = url
         self._engine: Any = None
 
-    def engine(self, *, check_schema: bool = True, statement_timeout_ms: int | None = None) -> Any:
-        from dialer.store.engine import StoreError, make_engine
+    def engine(self, *, check_schema: bool = True, worker: bool = False) -> Any:
+        """The engine (`worker`: the daemon's, dialer.store.engine.worker_engine)."""
+        from dialer.store.engine import StoreError, make_engine, worker_engine
         from dialer.store.migrate import require_current
 
         if self._engine is None:
             try:
-                self._engine = make_engine(self.url, statement_timeout_ms=statement_timeout_ms)
+                self._engine = worker_engine(self.url) if worker else make_engine(self.url)
             except StoreError as exc:
                 raise InputError(str(exc)) from None
         if check_schema:
@@ -757,7 +758,7 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
     from dialer.clock import Clock
     from dialer.worker import Worker, WorkerOptions
 
-    engine = _store(ctx).engine(statement_timeout_ms=15_000)
+    engine = _store(ctx).engine(worker=True)
     clock = Clock(scale=time_scale, epoch=clock_epoch or _time.time(),
                   origin=_iso_time(clock_start, "--clock-start"))
     options = WorkerOptions(cti_url=cti_url, campaigns=campaigns, clock=clock, until_done=until_done,

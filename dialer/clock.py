@@ -22,9 +22,14 @@ class Clock:
     epoch: float = field(default_factory=time.time)  # a real instant (Unix seconds)
     origin: dt.datetime | None = None  # the simulated time at `epoch`; None: the epoch itself
 
+    def __post_init__(self) -> None:
+        # the simulated time at `epoch` as Unix seconds: `now` is then one conversion (it runs
+        # for every event the worker handles)
+        start = self.origin.timestamp() if self.origin is not None else self.epoch
+        object.__setattr__(self, "_start", start)
+
     def now(self) -> dt.datetime:
-        start = self.origin or dt.datetime.fromtimestamp(self.epoch, UTC)
-        return start + dt.timedelta(seconds=(time.time() - self.epoch) / self.scale)
+        return dt.datetime.fromtimestamp(self._start + (time.time() - self.epoch) / self.scale, UTC)  # type: ignore[attr-defined]
 
     def real(self, seconds: float) -> float:
         """Real seconds that `seconds` of simulated time take."""

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from dialer.outcomes import decide_retry
 from dialer.store import attempts as db
+from dialer.store import claim as claim_mod
 from dialer.store import leases, repo
 from dialer.store.leases import LeaseLost, WorkerIdInUse
 from dialer.store.models import Attempt, Contact
@@ -50,7 +51,7 @@ def start(engine, worker="w1", now=WED_10, seats=("601",), pid=100):
 
 
 def claim(engine, worker, token, seats, now=WED_10):
-    return db.claim_for_queues(engine, worker, token, [([campaign(engine)], list(seats))], now, LEASE)
+    return claim_mod.claim_for_queues(engine, worker, token, [([campaign(engine)], list(seats))], now, LEASE)
 
 
 def end(outcome="answered", now=WED_10):

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from dialer.store import repo
+from dialer.store import claim, repo
 from dialer.store.engine import StoreError, make_engine
 from dialer.store.migrate import current, head, require_current, upgrade
 from dialer.store.models import Base, Contact
@@ -132,13 +132,15 @@ def test_claim_respects_every_rule(engine) -> None:
         phones["+8613800138005"].priority = 9
         repo.add_dnc(s, ["+8613800138006"])
         repo.add_dnc(s, ["+8613800138007"], until=WED_10 - dt.timedelta(days=1))  # expired entry
-    got = repo.claim_contacts(engine, c, "w1", 100, WED_10)
+    got = claim.claim_contacts(engine, c, "w1", 100, WED_10)
     assert got[0].phone == "+8613800138005"  # priority first
     assert sorted(x.phone for x in got) == [f"+86138001380{i:02d}" for i in (4, 5, 7, 8, 9)]
-    assert all(x.claimed_by == "w1" and x.lease_until == WED_10 + dt.timedelta(minutes=5) for x in got)
-    assert repo.claim_contacts(engine, c, "w2", 100, WED_10) == []  # all leased now
+    with Session(engine) as s:  # the lease, as stored
+        leased = s.scalars(select(Contact).where(Contact.id.in_([x.id for x in got]))).all()
+        assert all(x.claimed_by == "w1" and x.lease_until == WED_10 + dt.timedelta(minutes=5) for x in leased)
+    assert claim.claim_contacts(engine, c, "w2", 100, WED_10) == []  # all leased now
     later = WED_10 + dt.timedelta(minutes=6)  # leases expired: taken back
-    assert len(repo.claim_contacts(engine, c, "w2", 100, later)) == 7
+    assert len(claim.claim_contacts(engine, c, "w2", 100, later)) == 7
     with Session(engine, expire_on_commit=False) as s, s.begin():
         assert repo.release_contacts(s, "w2", [x.id for x in got]) == 5
 
@@ -147,13 +149,13 @@ def test_claim_limits_and_campaign_state(engine) -> None:
     with Session(engine, expire_on_commit=False) as s, s.begin():
         c = _campaign(s)
         _contacts(s, c, [f"+86138001380{i:02d}" for i in range(10)])
-    assert len(repo.claim_contacts(engine, c, "w", 3, WED_10)) == 3
-    assert repo.claim_contacts(engine, c, "w", 0, WED_10) == []
-    assert repo.claim_contacts(engine, c, "w", 10, WED_22) == []  # window closed
+    assert len(claim.claim_contacts(engine, c, "w", 3, WED_10)) == 3
+    assert claim.claim_contacts(engine, c, "w", 0, WED_10) == []
+    assert claim.claim_contacts(engine, c, "w", 10, WED_22) == []  # window closed
     with Session(engine, expire_on_commit=False) as s, s.begin():
         repo.set_campaign_status(s, "c", "pause")
         paused = repo.get_campaign(s, "c")
-    assert repo.claim_contacts(engine, paused, "w", 10, WED_10) == []
+    assert claim.claim_contacts(engine, paused, "w", 10, WED_10) == []
 
 
 def test_claim_uses_each_contacts_own_timezone(engine) -> None:
@@ -163,7 +165,7 @@ def test_claim_uses_each_contacts_own_timezone(engine) -> None:
         _contacts(s, c, ["+8613800138001"], timezone="America/New_York")  # 21:00 Tuesday there
         _contacts(s, c, ["+8613800138002"], timezone="Asia/Tokyo")  # 11:00 Wednesday there
         c.contact_timezones = ["America/New_York", "Asia/Tokyo"]
-    assert sorted(x.phone for x in repo.claim_contacts(engine, c, "w", 10, WED_10)) == ["+8613800138000", "+8613800138002"]
+    assert sorted(x.phone for x in claim.claim_contacts(engine, c, "w", 10, WED_10)) == ["+8613800138000", "+8613800138002"]
 
 
 def _claim_all(url: str, campaign_id: int, worker: str, barrier=None) -> list[int]:
@@ -175,7 +177,7 @@ def _claim_all(url: str, campaign_id: int, worker: str, barrier=None) -> list[in
             barrier.wait()
         ids: list[int] = []
         while True:
-            got = repo.claim_contacts(engine, campaign, worker, 7, WED_10)
+            got = claim.claim_contacts(engine, campaign, worker, 7, WED_10)
             if not got:
                 return ids
             ids += [x.id for x in got]
@@ -224,7 +226,7 @@ def test_postgres_uses_skip_locked(engine) -> None:
     with engine.connect() as locker:
         locker.begin()
         locker.execute(text("SELECT id FROM contacts WHERE phone = '+8613800138000' FOR UPDATE"))
-        got = repo.claim_contacts(engine, c, "w", 10, WED_10)  # does not wait for the lock
+        got = claim.claim_contacts(engine, c, "w", 10, WED_10)  # does not wait for the lock
         assert [x.phone for x in got] == ["+8613800138001"]
         locker.rollback()
 
@@ -255,5 +257,5 @@ def test_claim_skips_a_contact_whose_call_is_still_open(engine) -> None:
         _contacts(s, c, ["+8613800138000", "+8613800138001"])
         first = s.scalar(select(Contact).where(Contact.phone == "+8613800138000"))
         s.add(repo.Attempt(campaign_id=c.id, contact_id=first.id, attempt_no=1, worker_id="dead", created_at=WED_10))
-    got = repo.claim_contacts(engine, c, "w", 10, WED_10)  # no lease on it, but a call still open
+    got = claim.claim_contacts(engine, c, "w", 10, WED_10)  # no lease on it, but a call still open
     assert [x.phone for x in got] == ["+8613800138001"]

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-A `Seat` owns one socket. One reader task feeds every frame to `protocol.decode`; a command
-response resolves the oldest waiting future of the same command (the protocol has no request
-ids: responses are matched by command name and order); everything else — events, and responses
-nobody waits for — goes to the caller in order, through `events()` or the `on_event` callback.
+A `Seat` owns one socket (dialer/cti/wire.py), which hands it every frame as it arrives, in
+order; each goes to `protocol.decode` (events named in `ignore` are dropped before that). A
+command response resolves the oldest waiting future of the same command (the protocol has no
+request ids: responses are matched by command name and order); everything else — events, and
+responses nobody waits for — goes to the caller in order, through `events()` or the `on_event`
+callback.
 
 Only ``login``, ``logout`` and ``getExtensionList`` are documented to be answered, so only those
 wait for a response by default. Other commands are sent and return at once; if the server does
@@ -30,10 +32,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from dialer.cti import protocol as p
+from dialer.cti.wire import Wire, WireClosed
 from dialer.errors import (
     CommandTimeout, ConnectionLost, CTIError, LocalProtocolError, LoginFailed, NotConnected,
     RemoteProtocolError,
@@ -124,6 +126,7 @@ class Seat:
         backoff: Callable[[], Iterator[float]] | None = None,
         on_event: Callable[[p.Message], Any] | None = None,
         name: str = "",
+        ignore: frozenset[str] = frozenset(),
     ) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.command_timeout = command_timeout
@@ -132,8 +135,11 @@ class Seat:
         self._backoff = backoff or exponential_backoff()
         self._on_event = on_event
         self.name = name
+        #: names of events the caller does not want: dropped before they are decoded (every seat
+        #: of a queue gets each ``queue status``: most of what a busy floor's seats receive)
+        self._ignore = ignore
         self._url = ""
-        self._ws: ClientConnection | None = None
+        self._ws: Wire | None = None
         self._pending: dict[str, deque[asyncio.Future[p.Message]]] = {}
         self._queue: asyncio.Queue[p.Message] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
@@ -153,6 +159,7 @@ class Seat:
         # Counters for benchmarks and metrics.
         self.frames_in = 0
         self.frames_out = 0
+        self.frames_ignored = 0
 
     # -- getters ------------------------------------------------------------------------------
     @property
@@ -188,10 +195,8 @@ class Seat:
 
     async def _open(self) -> None:
         try:
-            ws = await ws_connect(
-                self._url, open_timeout=self.connect_timeout, ping_interval=None,
-                max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1, compression=None,
-            )
+            ws = await Wire.open(self._url, on_message=self._receive, timeout=self.connect_timeout,
+                                 max_size=p.MAX_FRAME_CHARS * 4, close_timeout=1.0)
         except (OSError, InvalidHandshake, InvalidURI, asyncio.TimeoutError) as exc:
             raise CTIError(f"cannot connect to {self._url}: {exc or type(exc).__name__}") from exc
         self._ws = ws
@@ -214,17 +219,14 @@ class Seat:
             await asyncio.gather(self._reader, return_exceptions=True)
             self._reader = None
 
-    async def _read(self, ws: ClientConnection) -> None:
-        """The one reader of socket `ws`; when it ends the seat is lost (and maybe restored)."""
-        reason = "closed by the server"
+    async def _read(self, ws: Wire) -> None:
+        """Waits for socket `ws` to close (its frames reach `_receive` as they arrive); then the
+        seat is lost (and maybe restored)."""
         try:
-            async for frame in ws:
-                self._receive(frame)
-        except ConnectionClosed as exc:
-            reason = f"connection closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+            reason = await asyncio.shield(ws.closed)
         finally:
             self._lose(ws)
-        if getattr(ws, "_dialer_dead", False):
+        if ws.dead:
             reason = f"{HEARTBEATS_MISSED_LIMIT} heartbeats unanswered"
         if self._closing or self._restorer is not None:
             return  # closing for good, or a failed re-login that the restorer already handles
@@ -232,7 +234,7 @@ class Seat:
         if self.reconnect:
             self._restorer = asyncio.create_task(self._restore(), name=f"seat-{self.name}-restore")
 
-    def _lose(self, ws: ClientConnection) -> None:
+    def _lose(self, ws: Wire) -> None:
         """Forget socket `ws`; every waiting command fails now."""
         if self._ws is not ws:
             return
@@ -286,23 +288,26 @@ class Seat:
             self._lose(ws)
             await ws.close()
 
-    async def _beat(self, ws: ClientConnection) -> None:
+    async def _beat(self, ws: Wire) -> None:
         try:
             while True:
                 await asyncio.sleep(self.heartbeat_interval)
                 if self._missed >= HEARTBEATS_MISSED_LIMIT:
                     log.warning("seat %s: %d heartbeats unanswered, closing", self.name, self._missed)
-                    ws._dialer_dead = True  # type: ignore[attr-defined]
-                    ws.transport.abort()
+                    ws.dead = True
+                    ws.abort()
                     return
                 self._missed += 1
                 await self._send(p.encode_command("heartbeat"))
-        except (ConnectionClosed, NotConnected):
+        except (ConnectionLost, NotConnected):
             return
 
     # -- frames -------------------------------------------------------------------------------
     def _receive(self, frame: str | bytes) -> None:
         self.frames_in += 1
+        if self._ignore and p.event_name(frame) in self._ignore:  # type: ignore[arg-type]
+            self.frames_ignored += 1
+            return
         try:
             msg = p.decode(frame)  # type: ignore[arg-type]
         except RemoteProtocolError as exc:
@@ -357,8 +362,8 @@ class Seat:
         if ws is None:
             raise NotConnected(f"seat {self.name or self.extension}: not connected")
         try:
-            await ws.send(frame)
-        except ConnectionClosed as exc:
+            ws.send(frame)  # into the transport's buffer: nothing to wait for
+        except WireClosed as exc:
             raise ConnectionLost(f"seat {self.name}: connection lost while sending") from exc
         self.frames_out += 1
 

@@ -510,6 +510,22 @@ def decode(text: str) -> ServerMessage:
     return Unknown(mtype, pairs.get("name", ""), _rest(pairs, ("messageType", "name")))
 
 
+def event_name(text: str) -> str:
+    """The ``name`` of an event frame, read without decoding the frame — for a reader that
+    skips the events it does not want (a seat gets every queue's ``queue status``). ``""``
+    unless the frame has exactly one ``messageType`` line, saying ``event``, and exactly one
+    ``name`` line: anything less plain is left to `decode`, which stays the one reader of
+    frames."""
+    if not isinstance(text, str):
+        return ""
+    t = "\n" + text
+    if t.count("\nmessageType:") != 1 or t.count("\nname:") != 1 or "\nmessageType:event\n" not in t:
+        return ""
+    start = t.index("\nname:") + 6
+    end = t.find("\n", start)
+    return t[start:] if end < 0 else t[start:end]
+
+
 def _rest(pairs: dict[str, str], skip: Iterable[str]) -> tuple[tuple[str, str], ...]:
     skipped = set(skip)
     return tuple((k, v) for k, v in pairs.items() if k not in skipped)

@@ -1,9 +1,11 @@
-"""Repository functions of the worker's calls: the claim, milestones, outcomes, counts.
+"""Repository functions of the worker's calls: milestones, outcomes, counts (the claim is in
+dialer/store/claim.py).
 
 Each function opens its own short transaction on the engine it is given (the worker calls them
 from its database threads, never from the event loop). Every write names the fencing token of
 the worker's lease (dialer/store/leases.py) and changes nothing under a token that is gone; an
-outcome is written at most once (`ended_at IS NULL`).
+outcome is written at most once (`ended_at IS NULL`). The writes of every call are compiled once
+and run through the driver (dialer/store/prepared.py).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from dialer.outcomes import Retry
-from dialer.store.leases import LeaseLapsed, LeaseLost
-from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
+from dialer.store import prepared
+from dialer.store.claim import Callee
+from dialer.store.models import Attempt, Campaign, Contact, DoNotCall
 
 log = logging.getLogger(__name__)
 
@@ -52,75 +57,19 @@ def load_campaigns(engine: Engine, names: Sequence[str]) -> list[Campaign]:
         return list(s.scalars(q.order_by(Campaign.priority.desc(), Campaign.id)))
 
 
-@dataclass(frozen=True, slots=True)
-class Started:
-    """A contact claimed for a seat, with its attempt already written."""
-
-    contact: Contact
-    attempt_id: int
-    seat: str
-    dial_string: str
-
-
-def claim_for_queues(engine: Engine, worker_id: str, token: int,
-                     queues: Sequence[tuple[Sequence[Campaign], list[str]]],
-                     now: dt.datetime, lease: dt.timedelta) -> list[tuple[Campaign, Started]]:
-    """Claim up to one due contact per free seat and write their attempts, for every queue with
-    free seats at once, in one transaction — the attempt exists before its dial is sent. Each
-    queue's campaigns, in the order given, share its free seats. The dial string is built here,
-    at dial time; a number the campaign's dial plan refuses is marked `invalid` instead.
-    Only under a live lease (LeaseLost otherwise) and on seats still held under it."""
-    with Session(engine, expire_on_commit=False) as s, s.begin():
-        w = s.execute(select(Worker.token, Worker.lease_until).where(Worker.id == worker_id)).first()
-        if w is None or w.token != token:
-            raise LeaseLost(f"worker {worker_id}: lease taken over")
-        if w.lease_until is None or w.lease_until < now:
-            raise LeaseLapsed(f"worker {worker_id}: lease ran out at {w.lease_until}")
-        wanted = [x for _, seats in queues for x in seats]
-        held = set(s.scalars(select(Agent.extension).where(Agent.extension.in_(wanted), Agent.claimed_by == worker_id,
-                                                           Agent.lease_token == token)))
-        out: list[tuple[Campaign, Started]] = []
-        for campaigns, seats in queues:
-            free = [x for x in seats if x in held]
-            for campaign in campaigns:
-                if not free:
-                    break
-                started = _start_in(s, campaign, worker_id, token, free, now, lease)
-                taken = {st.seat for st in started}
-                free = [x for x in free if x not in taken]
-                out += [(campaign, st) for st in started]
-        return out
-
-
-def _start_in(s: Session, campaign: Campaign, worker_id: str, token: int, seats: Sequence[str], now: dt.datetime,
-              lease: dt.timedelta) -> list[Started]:
-    from dialer.dialplan import NotDialable, parse_number
-    from dialer.store.repo import claim_in, plan_of
-
-    contacts = claim_in(s, campaign, worker_id, len(seats), now, lease)
-    if not contacts:
-        return []
-    plan = plan_of(campaign)
-    done = dict(s.execute(select(Attempt.contact_id, func.count()).where(
-        Attempt.contact_id.in_([c.id for c in contacts])).group_by(Attempt.contact_id)).all())
-    started: list[tuple[Contact, Attempt, str]] = []
-    free_seats = iter(seats)
-    for contact in contacts:
-        try:
-            dial_string = plan.decide(parse_number(contact.phone, plan.home_area_code)).dial_string
-        except NotDialable as exc:
-            contact.status, contact.last_outcome = "invalid", None
-            contact.claimed_by = contact.lease_until = None
-            log.warning("contact %s (%s) cannot be dialled: %s", contact.id, contact.phone, exc)
-            continue
-        seat = next(free_seats)
-        attempt = Attempt(campaign_id=campaign.id, contact_id=contact.id, attempt_no=done.get(contact.id, 0) + 1,
-                          worker_id=worker_id, seat=seat, agent_extension=seat, dial_string=dial_string,
-                          created_at=now, lease_token=token)
-        s.add(attempt)
-        started.append((contact, attempt, dial_string))
-    s.flush()
-    return [Started(c, a.id, a.seat, d) for c, a, d in started]
+def campaigns_version(engine: Engine, names: Sequence[str]) -> tuple[Any, ...]:
+    """The campaigns `load_campaigns` would load, as the driver returns their rows: equal
+    tuples mean nothing changed (a cheap look before loading them again)."""
+    c = Campaign.__table__.c
+    with engine.connect() as conn:
+        if not names:
+            rows = prepared.run(conn, "active campaigns",
+                                lambda: select(Campaign.__table__).where(c.status == "active").order_by(c.id))
+        else:
+            wanted = prepared.padded(list(names))
+            rows = prepared.run(conn, ("campaigns", len(wanted)), lambda: select(Campaign.__table__).where(
+                prepared.in_list(c.name, "n", len(wanted))).order_by(c.id), {f"n{i}": n for i, n in enumerate(wanted)})
+        return tuple(tuple(r) for r in rows)
 
 
 #: milestone name → column: what a call has reached, written as it happens
@@ -136,10 +85,20 @@ def write_milestone(engine: Engine, token: int, attempt_id: int, values: dict[st
 
 def milestone_in(conn: Connection, token: int, attempt_id: int, values: dict[str, object]) -> bool:
     """`write_milestone` inside the caller's transaction."""
-    a = Attempt.__table__.c
-    done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
-                                                         a.lease_token == token).values(**values))
+    names = tuple(sorted(values))
+    done = prepared.run(conn, ("milestone", names), lambda: _milestone_statement(names),
+                        {**values, "attempt": attempt_id, "token": token})
     return done.rowcount == 1
+
+
+def _open_attempt(a: Any) -> Any:
+    """The attempt named by the parameters, still open and under the writer's token."""
+    return and_(a.id == bindparam("attempt"), a.ended_at.is_(None), a.lease_token == bindparam("token"))
+
+
+def _milestone_statement(names: tuple[str, ...]) -> Executable:
+    a = Attempt.__table__.c
+    return update(Attempt.__table__).where(_open_attempt(a)).values({n: bindparam(n) for n in names})
 
 
 def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int, end: AttemptEnd,
@@ -151,32 +110,54 @@ def finish_attempt(engine: Engine, token: int, attempt_id: int, contact_id: int,
         return finish_in(conn, token, attempt_id, contact_id, end, retry)
 
 
+#: what an outcome writes on its attempt (besides `callid` and `agent_extension` when known)
+_END_COLUMNS = ("outcome", "dialled_at", "ringing_at", "answered_at", "bridged_at", "ended_at", "ring_seconds",
+                "talk_seconds", "province", "city", "isp", "detail")
+
+
 def finish_in(conn: Connection, token: int, attempt_id: int, contact_id: int, end: AttemptEnd, retry: Retry) -> bool:
     """`finish_attempt` inside the caller's transaction."""
-    a = Attempt.__table__.c
-    done = conn.execute(update(Attempt.__table__).where(a.id == attempt_id, a.ended_at.is_(None),
-                                                      a.lease_token == token).values(
-        outcome=end.outcome, dialled_at=end.dialled_at, ringing_at=end.ringing_at, answered_at=end.answered_at,
-        bridged_at=end.bridged_at, ended_at=end.ended_at, ring_seconds=end.ring_seconds,
-        talk_seconds=end.talk_seconds, province=end.province, city=end.city, isp=end.isp,
-        detail=end.detail[:1000],
-        **({"callid": end.callid} if end.callid else {}),
-        **({"agent_extension": end.agent_extension} if end.agent_extension is not None else {})))
+    values: dict[str, object] = {name: getattr(end, name) for name in _END_COLUMNS}
+    values["detail"] = end.detail[:1000]
+    if end.callid:
+        values["callid"] = end.callid
+    if end.agent_extension is not None:
+        values["agent_extension"] = end.agent_extension
+    names = tuple(values)
+    done = prepared.run(conn, ("end", names), lambda: _end_statement(names),
+                        {**values, "attempt": attempt_id, "token": token})
     if done.rowcount != 1:
         # the same write replayed (its first try landed after its reply was lost): written
-        row = conn.execute(select(a.lease_token, a.outcome, a.ended_at).where(a.id == attempt_id)).first()
-        return row is not None and (row.lease_token, row.outcome, row.ended_at) == (token, end.outcome, end.ended_at)
-    values: dict[str, object] = dict(
-        status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses,
-        last_outcome=end.outcome, claimed_by=None, lease_until=None)
+        row = prepared.run(conn, "ended", _ended_statement, {"attempt": attempt_id}).first()
+        return (row is not None and (row[0], row[1]) == (token, end.outcome)
+                and prepared.from_db_time(row[2]) == end.ended_at)
+    contact: dict[str, object] = dict(
+        status=retry.status, attempts=retry.attempts, free_misses=retry.free_misses, last_outcome=end.outcome)
     if retry.next_attempt_at is not None:
-        values["next_attempt_at"] = retry.next_attempt_at
+        contact["next_attempt_at"] = retry.next_attempt_at
     if end.province:
-        values.update(province=end.province)
+        contact["province"] = end.province
     if end.city:
-        values.update(city=end.city)
-    conn.execute(update(Contact.__table__).where(Contact.__table__.c.id == contact_id).values(**values))
+        contact["city"] = end.city
+    names = tuple(contact)
+    prepared.run(conn, ("contact after", names), lambda: _contact_statement(names), {**contact, "id": contact_id})
     return True
+
+
+def _end_statement(names: tuple[str, ...]) -> Executable:
+    a = Attempt.__table__.c
+    return update(Attempt.__table__).where(_open_attempt(a)).values({n: bindparam(n) for n in names})
+
+
+def _ended_statement() -> Executable:
+    a = Attempt.__table__.c
+    return select(a.lease_token, a.outcome, a.ended_at).where(a.id == bindparam("attempt"))
+
+
+def _contact_statement(names: tuple[str, ...]) -> Executable:
+    c = Contact.__table__.c
+    return (update(Contact.__table__).where(c.id == bindparam("id"))
+            .values({**{n: bindparam(n) for n in names}, "claimed_by": None, "lease_until": None}))
 
 
 def open_attempts(engine: Engine, worker_id: str, token: int) -> list[int]:
@@ -187,9 +168,13 @@ def open_attempts(engine: Engine, worker_id: str, token: int) -> list[int]:
                                                     a.ended_at.is_(None))).scalars())
 
 
-def load_contacts(engine: Engine, ids: Sequence[int]) -> dict[int, Contact]:
-    with Session(engine, expire_on_commit=False) as s:
-        return {c.id: c for c in s.scalars(select(Contact).where(Contact.id.in_(list(ids))))}
+def load_contacts(engine: Engine, ids: Sequence[int]) -> dict[int, Callee]:
+    """The contacts of calls to follow (adopted after a restart), as the claim gives them."""
+    c = Contact.__table__.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.id, c.phone, c.name, c.customer_id, c.attempts, c.free_misses, c.timezone,
+                                   c.priority).where(c.id.in_(list(ids)))).all()
+    return {r[0]: Callee(r[0], r[1], r[2] or "", r[3] or "", r[4], r[5] or 0, r[6], r[7]) for r in rows}
 
 
 def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> int:

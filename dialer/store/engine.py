@@ -35,12 +35,44 @@ PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2
                  "tcp_user_timeout": 10_000}
 
 
-def make_engine(url: str, *, statement_timeout_ms: int | None = None, **kw: Any) -> Engine:
+#: the worker's bound on any PostgreSQL statement or lock wait (milliseconds)
+WORKER_STATEMENT_TIMEOUT_MS = 15_000
+
+
+def worker_engine(url: str) -> Engine:
+    """The engine the worker daemon runs on: every PostgreSQL statement bounded, and no ping
+    before each transaction (a round trip on every claim; the worker retries whatever fails,
+    and the pool drops its connections at the first one a restart broke). On SQLite its commits
+    never checkpoint the WAL (a checkpoint copies pages and syncs the file: tens of milliseconds
+    inside whichever claim happened to cross the threshold); the worker runs `checkpoint` from
+    a job of its own instead."""
+    engine = make_engine(url, statement_timeout_ms=WORKER_STATEMENT_TIMEOUT_MS, pre_ping=False)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _no_autocheckpoint)
+    return engine
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy what the SQLite WAL holds into the database, without waiting for anyone (readers
+    and writers go on); nothing to do elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def make_engine(url: str, *, statement_timeout_ms: int | None = None, pre_ping: bool = True, **kw: Any) -> Engine:
     """An engine for `url`. Raises StoreError for a URL SQLAlchemy cannot read.
 
     PostgreSQL connections get a connect timeout and keepalives; `statement_timeout_ms` also
     bounds every statement and lock wait (the worker's engine sets it: no database call of the
-    daemon can hang)."""
+    daemon can hang); `pre_ping` checks a pooled connection before each use."""
     url = normalize_url(url)
     try:
         parsed = make_url(url)
@@ -52,7 +84,7 @@ def make_engine(url: str, *, statement_timeout_ms: int | None = None, **kw: Any)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://")
-    kw.setdefault("pool_pre_ping", True)
+    kw.setdefault("pool_pre_ping", pre_ping)
     kw.setdefault("pool_timeout", 10)
     args: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT, **PG_KEEPALIVES}
     if statement_timeout_ms:

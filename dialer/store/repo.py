@@ -1,7 +1,7 @@
 """Repository functions: what the rest of the dialer asks of the database, by intention.
 
-Every function takes a `Session` (the caller owns the transaction) except `claim_contacts`,
-which runs its own short transaction so that the lease it takes is visible at once.
+Every function takes a `Session` (the caller owns the transaction). The claim is in
+dialer/store/claim.py, the worker's call records in dialer/store/attempts.py.
 """
 
 from __future__ import annotations
@@ -323,65 +323,6 @@ def open_timezones(campaign: Campaign, now: dt.datetime) -> tuple[bool, list[str
     own = window_of(campaign).is_open(now)
     zones = [tz for tz in campaign.contact_timezones if window_of(campaign, tz).is_open(now)]
     return own, zones
-
-
-def claim_contacts(
-    engine: Engine, campaign: Campaign, worker_id: str, limit: int, now: dt.datetime,
-    lease: dt.timedelta = dt.timedelta(minutes=5),
-) -> list[Contact]:
-    """Lease up to `limit` due contacts of `campaign` to `worker_id`, atomically.
-
-    Due means: the campaign is active, the contact is pending, its next attempt time has come,
-    it has attempts left, it is inside the calling window in its own timezone (or the
-    campaign's), it is not on the do-not-call list, and nobody holds an unexpired lease on it.
-    Highest priority first, then the longest due. On PostgreSQL concurrent claimers skip each
-    other's rows (``FOR UPDATE SKIP LOCKED``); on SQLite the single UPDATE holds the write lock.
-    No contact is ever leased to two workers at once.
-    """
-    with Session(engine, expire_on_commit=False) as s, s.begin():
-        return claim_in(s, campaign, worker_id, limit, now, lease)
-
-
-def claim_in(s: Session, campaign: Campaign, worker_id: str, limit: int, now: dt.datetime,
-             lease: dt.timedelta) -> list[Contact]:
-    """`claim_contacts` inside the caller's transaction (the contacts stay in its session)."""
-    if limit <= 0 or campaign.status != "active":
-        return []
-    own_open, zones = open_timezones(campaign, now)
-    if not own_open and not zones:
-        return []
-    in_window = or_(
-        and_(Contact.timezone.is_(None), true() if own_open else false()),
-        Contact.timezone.in_(zones) if zones else false(),
-    )
-    free = or_(Contact.claimed_by.is_(None), Contact.lease_until < now)
-    blocked = exists().where(DoNotCall.phone == Contact.phone, or_(DoNotCall.until.is_(None), DoNotCall.until > now))
-    # a contact whose last call is still open (its worker may be dead, not yet reconciled) waits:
-    # never two calls at once, whatever the leases say
-    in_call = exists().where(Attempt.contact_id == Contact.id, Attempt.ended_at.is_(None))
-    rules = [Contact.campaign_id == campaign.id, Contact.status == "pending", Contact.next_attempt_at <= now,
-             Contact.attempts < campaign.max_attempts, free, in_window, ~blocked, ~in_call]
-    # (the 72-hour rule for abandoned numbers lives in outcomes.decide_retry: their next attempt
-    # is set no sooner)
-    due = (
-        select(Contact.id)
-        .where(*rules)
-        .order_by(Contact.priority.desc(), Contact.next_attempt_at, Contact.id)
-        .limit(limit)
-    )
-    if s.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    stmt = (
-        update(Contact)
-        .where(Contact.id.in_(due.scalar_subquery()), free)
-        .values(claimed_by=worker_id, lease_until=now + lease)
-        .returning(Contact)
-        .execution_options(synchronize_session=False)
-    )
-    claimed = list(s.scalars(stmt))
-    # RETURNING keeps no order: hand them out in the order they were chosen
-    claimed.sort(key=lambda c: (-c.priority, c.next_attempt_at, c.id))
-    return claimed
 
 
 def release_contacts(s: Session, worker_id: str, ids: Iterable[int]) -> int:

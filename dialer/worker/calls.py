@@ -15,7 +15,7 @@ from dialer.cti.client import SeatLost, SeatRestored
 from dialer.errors import CTIError
 from dialer.outcomes import CallTracker, Event, State
 from dialer.store.leases import Orphan
-from dialer.store.models import Contact
+from dialer.store.claim import Callee
 from dialer.worker.state import ActiveCall, SeatRun
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Calls(_Base):
             if run.is_port:
                 run.server_idle = run.call is None
             log.info("seat %s restored after %d attempt(s)", extension, msg.attempts)
-            self._wake.set()
+            self._wake_all()
             return
         call = run.call
         if call is not None and not call.confirmed and isinstance(msg, (p.StatusChanged, p.CallStatus)):
@@ -220,7 +220,7 @@ class Calls(_Base):
         log.info("seat %s: its call is still up (%s); following it again", run.info.extension, t.state.value)
         self._arm(run)
 
-    def _adopt(self, run: SeatRun, orphan: Orphan, contact: Contact | None) -> bool:
+    def _adopt(self, run: SeatRun, orphan: Orphan, contact: Callee | None) -> bool:
         """Follow a call left by an earlier life (or a lapsed worker) on this seat."""
         campaign = next((c for c in self.campaigns if c.id == orphan.campaign_id), None)
         if campaign is None or contact is None or campaign.mode == "predictive" or run.is_port:

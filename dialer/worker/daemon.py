@@ -62,6 +62,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self.handle_signals = handle_signals
         self.seats: dict[str, SeatRun] = {}
         self.campaigns: list[Campaign] = []
+        self._campaigns_version: tuple[object, ...] = ()  # their rows as last loaded (jobs._reload)
         self.stats = Stats()
         self.draining = False
         self.exit_code = 0
@@ -77,6 +78,8 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._window_open: dict[int, bool] = {}
         self._freed_at: dict[str, float] = {}
+        self._freed_since: set[str] = set()  # seats marked free since the dispatcher's last pass
+        self._rescan = True  # the next pass looks at every seat
         self._line_idle: dict[str, float] = {}  # seat → loop time its last call ended (no wrap-up)
         self._serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         self._orphans: dict[str, list[Orphan]] = {}  # seat → calls of an earlier life to follow
@@ -204,7 +207,10 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         ]
         if self.opt.inbox is not None:
             jobs.append((self._scan_inbox, 10.0))
-        floors = {self._more_seats: 1.0, self._reconcile: 1.0, self._reload: 0.5}  # real seconds, at any time scale
+        if self.engine is not None and self.engine.dialect.name == "sqlite":
+            jobs.append((self._checkpoint, 0.0))
+        # real seconds, at any time scale
+        floors = {self._more_seats: 1.0, self._reconcile: 1.0, self._reload: 0.5, self._checkpoint: 1.0}
         for fn, every in jobs:
             floor = next((f for job, f in floors.items() if job == fn), 0.1)
             self.scheduler.add_job(_quiet_on_shutdown(fn), "interval", seconds=max(floor, self._real(every)),

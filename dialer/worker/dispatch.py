@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from dialer.errors import CTIError, LocalProtocolError
 from dialer.outcomes import CallTracker, Event
-from dialer.store import attempts as db
+from dialer.store import claim
 from dialer.store.leases import LeaseLapsed, LeaseLost
 from dialer.store.models import Campaign
 from dialer.worker.handover import ACW
@@ -39,9 +39,10 @@ class Dispatch(_Base):
     async def _dispatcher(self) -> None:
         while not self.draining:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._real(self.opt.dispatch_every))
-            except asyncio.TimeoutError:
-                pass
+                async with asyncio.timeout(self._real(self.opt.dispatch_every)):
+                    await self._wake.wait()
+            except TimeoutError:
+                self._rescan = True
             self._wake.clear()
             if self.draining:
                 return
@@ -56,16 +57,33 @@ class Dispatch(_Base):
             except Exception:
                 log.exception("dispatch failed; going on")
 
+    def _wake_all(self) -> None:
+        """Wake the dispatcher to look at every seat (not only those freed since its last pass):
+        a window opened, the lease came back, contacts were freed, or simply every
+        `dispatch_every`."""
+        self._rescan = True
+        self._wake.set()
+
+    def _candidates(self) -> list[SeatRun]:
+        """The seats this pass looks at: those freed since the last pass, or all of them."""
+        if self._rescan:
+            self._rescan = False
+            self._freed_since.clear()
+            return list(self.seats.values())
+        exts, self._freed_since = self._freed_since, set()
+        return [run for ext in exts if (run := self.seats.get(ext)) is not None]
+
     async def _dispatch_once(self) -> None:
         now = self.clock.now()
         free: dict[str, list[SeatRun]] = {}
         ports: dict[str, list[SeatRun]] = {}
-        for run in self.seats.values():
-            if run.dialable(now):
-                if run.is_port:
+        for run in self._candidates():
+            if not run.is_port and run.info.queue not in self.predictive and run.dialable(now):
+                free.setdefault(run.info.queue, []).append(run)  # predictive agents take calls, not dial
+        if self.predictive:  # the pacer looks at every port of its queue
+            for run in self.seats.values():
+                if run.is_port and run.dialable(now):
                     ports.setdefault(run.serves, []).append(run)
-                elif run.info.queue not in self.predictive:  # predictive agents take calls, not dial
-                    free.setdefault(run.info.queue, []).append(run)
         turn = next(self._turn)
 
         def by_priority(active: list[Campaign]) -> list[Campaign]:
@@ -89,20 +107,18 @@ class Dispatch(_Base):
                 work.append((active, [r.info.extension for r in idle_ports[:n]]))
         if not work or self.draining or not self.may_dial:
             return
-        started = await self.lanes.call("dispatch", db.claim_for_queues, self.opt.worker_id, self.token, work, now,
+        started = await self.lanes.call("dispatch", claim.claim_for_queues, self.opt.worker_id, self.token, work, now,
                                         dt.timedelta(seconds=self.opt.lease_sim))
         self._db_ok()
-        dials = []
         for campaign, st in started:
             run = self.seats.get(st.seat)
             if run is None:  # let go while the claim ran: its attempt is closed by the reconciler
                 log.warning("seat %s went while its claim ran; attempt %s is left to the reconciler", st.seat,
                             st.attempt_id)
                 continue
-            dials.append(self._dial(run, campaign, st))
-        await asyncio.gather(*dials)
+            await self._dial(run, campaign, st)  # sending does not wait (dialer/cti/wire.py)
 
-    async def _dial(self, run: SeatRun, campaign: Campaign, started: db.Started) -> None:
+    async def _dial(self, run: SeatRun, campaign: Campaign, started: claim.Started) -> None:
         now = self.clock.now()
         contact = started.contact
         if not run.dialable(now) or self.draining:  # the seat changed while the claim ran: no dial
@@ -172,6 +188,7 @@ class Dispatch(_Base):
         the dispatcher."""
         if run.dialable(self.clock.now()):
             self._freed_at.setdefault(run.info.extension, self.loop.time())
+            self._freed_since.add(run.info.extension)
             if not run.is_port and run.info.queue in self.predictive:
                 self._serve(run.info.queue)  # a caller may be waiting for just this agent
         else:

@@ -14,6 +14,7 @@ from dialer.cti import protocol as p
 from dialer.errors import CTIError
 from dialer.store import attempts as db
 from dialer.store import leases
+from dialer.store.engine import checkpoint
 from dialer.worker.lanes import TRANSIENT
 from dialer.worker.state import SeatRun
 
@@ -70,20 +71,29 @@ class Jobs(_Base):
     """Periodic work (a mixin of `Worker`)."""
 
     def _poke(self) -> None:
-        self._wake.set()
+        self._wake_all()
 
     async def _refresh(self) -> None:
-        """Ask the server which seats of each queue are idle; log in seats that are out."""
+        """Log in seats that are out; ask the server which seats of a queue are idle when one of
+        them is in limbo — no call, no busy reason, not idle, and not heard from for a whole
+        refresh period (an event missed). The seats' own events keep the others current: asking
+        every queue every time cost a command and a long answer per queue, all day."""
         if self.draining:
             return
         for run in list(self.seats.values()):
             if (not run.logged_in and not run.connecting and not run.released and not self.draining
                     and run.seat.connected is False and run.seat._restorer is None):
                 await self._connect(run)
+        stale_before = self.loop.time() - self._real(self.opt.refresh_every)
         by_queue: dict[str, list[SeatRun]] = {}
+        limbo: set[str] = set()
         for run in self.seats.values():
             by_queue.setdefault(run.info.queue, []).append(run)
-        for qname, runs in by_queue.items():
+            if (run.logged_in and not run.is_port and run.call is None and run.handling is None and not run.busy
+                    and not run.server_idle and run.heard_at < stale_before):
+                limbo.add(run.info.queue)
+        for qname in sorted(limbo):
+            runs = by_queue[qname]
             asker = next((r for r in runs if r.logged_in and not r.is_port), None)
             if asker is None or self.draining:
                 continue
@@ -97,28 +107,32 @@ class Jobs(_Base):
             for run in runs:
                 if run.heard_at > asked or run.is_port:
                     continue  # the seat's own events since the question are fresher than the answer
+                run.heard_at = asked
                 run.server_idle = run.info.extension in idle and run.call is None
                 self._mark_free(run)
-        self._wake.set()
+        self._wake_all()
 
     async def _reload(self) -> None:
         """Pick up campaign changes, note windows opening and closing, and stop when done."""
         import datetime as dt
 
+        names = self.opt.campaigns or tuple(c.name for c in self.campaigns)
         try:
-            fresh = await self.lanes.call("background", db.load_campaigns,
-                                          self.opt.campaigns or tuple(c.name for c in self.campaigns))
+            version = await self.lanes.call("background", db.campaigns_version, names)
+            if version != self._campaigns_version:  # changed: load them (ORM objects are dear)
+                fresh = await self.lanes.call("background", db.load_campaigns, names)
+                self._campaigns_version = version
+                self.campaigns = fresh  # the same campaigns, by name, with their current settings and status
         except TRANSIENT as exc:
             self._db_trouble("campaign reload failed", exc)
             return
-        self.campaigns = fresh  # the same campaigns, by name, with their current settings and status
         now = self.clock.now()
         for c in self.campaigns:
             is_open = self._open_at(c, now)
             if self._window_open.get(c.id) != is_open:
                 log.info("campaign %s: calling window %s", c.name, "open" if is_open else "closed")
                 self._window_open[c.id] = is_open
-                self._wake.set()
+                self._wake_all()
         if self.predictive and (self._counts_at is None or now - self._counts_at >= dt.timedelta(seconds=60)):
             await self._refresh_counts(now)
         if self.opt.until_done and not self.draining and self._quiet():
@@ -168,7 +182,15 @@ class Jobs(_Base):
         if closed:
             log.warning("closed %s attempt(s) no worker followed: %s", sum(closed.values()),
                         ", ".join(f"{k} {v}" for k, v in sorted(closed.items())))
-            self._wake.set()
+            self._wake_all()
+
+    async def _checkpoint(self) -> None:
+        """SQLite: copy the WAL into the database every second, off the claims' thread (the
+        worker's engine never checkpoints in a commit: dialer.store.engine.worker_engine)."""
+        try:
+            await self.lanes.call("background", checkpoint)
+        except TRANSIENT as exc:
+            log.debug("WAL checkpoint skipped: %s", exc)
 
     async def _scan_inbox(self) -> None:
         from dialer.inbox import scan_inbox

@@ -12,11 +12,11 @@ queues behind the outcomes being written, and an inbox import blocks nothing:
     background  seat leases, campaign reloads, reconciliation, counts, the until-done check
     inbox       list imports from the inbox folder (one chunk a transaction)
 
-Claims and the outbox share one thread, claims first (a claim waits at most for the batch in
-progress, never behind the queue of writes): two threads of Python would only take turns at the
-interpreter lock and delay the event loop's own thread. On SQLite, where writers take turns at
-one file lock anyway, the renewal shares that thread too, first of all (it waits at most for the
-call in progress); on PostgreSQL it has a thread of its own.
+On SQLite, where writers take turns at one file lock anyway (and a writer kept waiting sleeps in
+SQLite's busy handler), the renewal, the claims and the outbox share one thread, in that order
+of priority: a claim waits at most for the batch in progress, never behind the queue of writes.
+On PostgreSQL each lane has a thread of its own: their calls mostly wait on the network (a claim
+is five round trips), and claims queued behind outcome batches on one thread kept seats idle.
 
 Every call has a deadline (`DatabaseTimeout` past it). A thread cannot be interrupted, so a lane
 whose call ran out of time is replaced by a fresh thread, and the stuck one finishes on its own
@@ -129,8 +129,8 @@ class Lanes:
 
     def _make(self, only: str | None = None) -> None:
         """(Re)create the threads: every lane's, or the one `only` runs on."""
-        shared = LANES[:3] if self.shared else LANES[1:3]  # SQLite: the renewal shares it too
-        if only is None or only in shared:
+        shared = LANES[:3] if self.shared else ()  # SQLite: one writer thread
+        if shared and (only is None or only in shared):
             writer = _Lane("writer")
             for name in shared:
                 self._lanes[name] = writer

@@ -91,7 +91,7 @@ def merge(writes: Sequence[Write]) -> list[Write]:
 
 
 class Outbox:
-    def __init__(self, lanes: Lanes, *, batch: int = 8, linger: float = 0.05) -> None:
+    def __init__(self, lanes: Lanes, *, batch: int = 64, linger: float = 0.05) -> None:
         self.lanes = lanes
         self.batch = batch
         self.linger = linger  # real seconds the first write of a batch waits for others to join it

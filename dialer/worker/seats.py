@@ -41,7 +41,9 @@ else:
 
 log = logging.getLogger(__name__)
 
-PORT_BUSY = "外呼端口"  # a dialer port stays busy so that its queue never offers it a caller
+PORT_BUSY = "外呼端口"
+#: events no part of the worker reads: a queue's counts (each seat gets every change of its queue)
+IGNORED_EVENTS = frozenset({p.QueueStatus.NAME})  # a dialer port stays busy so that its queue never offers it a caller
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,7 +119,7 @@ class Seats(_Base):
                     run.released = True
                     if run.call is None and run.handling is None:
                         await self._drop_seat(run)
-            self._wake.set()
+            self._wake_all()
 
     def _lease_lost(self, exc: Exception) -> None:
         if self.lost_lease:
@@ -180,7 +182,7 @@ class Seats(_Base):
 
     def _add_seat(self, info: AgentRow) -> SeatRun:
         seat = Seat(name=info.extension, heartbeat_interval=self.opt.cti_heartbeat,
-                    backoff=self.opt.backoff or exponential_backoff(),
+                    backoff=self.opt.backoff or exponential_backoff(), ignore=IGNORED_EVENTS,
                     on_event=functools.partial(self._on_event, info.extension))
         run = SeatRun(info, seat, serves=self._serves.get(info.extension, info.queue))
         self.seats[info.extension] = run

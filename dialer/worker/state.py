@@ -12,7 +12,8 @@ from dialer import pacing
 from dialer.handover import Phase
 from dialer.cti.client import Seat
 from dialer.outcomes import CallTracker
-from dialer.store.models import Campaign, Contact
+from dialer.store.claim import Callee
+from dialer.store.models import Campaign
 from dialer.store.repo import AgentRow
 
 PARK_REASON = "连续未接听"  # busy reason given to a seat whose agent missed three calls in a row
@@ -22,7 +23,7 @@ MISSES_BEFORE_PARK = 3
 @dataclass
 class ActiveCall:
     attempt_id: int
-    contact: Contact
+    contact: Callee
     campaign: Campaign
     tracker: CallTracker
     timer: asyncio.TimerHandle | None = None
