@@ -83,6 +83,19 @@ async def test_queue_status_counts(make_sim, make_seat) -> None:
     assert await expect(s1, p.QueueStatus) == p.QueueStatus(1, 2, 0, "kefu")
 
 
+async def test_events_a_seat_ignores_are_dropped_before_decoding(make_sim, make_seat) -> None:
+    sim = await make_sim()
+    quiet = await make_seat(sim.url, "601", ignore=frozenset({"queue status"}))
+    loud = await make_seat(sim.url, "602")
+    await expect(loud, p.QueueStatus)
+    await quiet.busy("开会")  # the queue's counts change; the busy event itself still comes
+    await expect(quiet, p.BusyStatus, where=lambda b: b.busy == "开会")
+    assert (await expect(loud, p.QueueStatus, where=lambda q: q.idle == 1)).agent == 2
+    seen = await drain(quiet)
+    assert not any(isinstance(m, p.QueueStatus) for m in seen), seen
+    assert quiet.frames_ignored >= 2 and loud.frames_ignored == 0
+
+
 async def test_heartbeats_are_answered(make_sim, make_seat) -> None:
     sim = await make_sim()
     seat = await make_seat(sim.url, "601", heartbeat_interval=0.02)

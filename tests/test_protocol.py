@@ -299,3 +299,41 @@ def test_injection_is_impossible(a: str, b: str) -> None:
         p.encode_command("dial", dialString="913800138000", cusname=name)
     frame = p.encode_command("dial", dialString="913800138000", cusname=a + b)
     assert p.decode_command(frame).get("cusname") == a + b
+
+
+def _name_of(msg: p.Message) -> str | None:
+    if isinstance(msg, p.Event):
+        return msg.NAME
+    if isinstance(msg, p.Unknown) and msg.message_type == p.MT_EVENT:
+        return msg.name
+    return None
+
+
+@settings(max_examples=500)
+@given(st.one_of(
+    server_messages.map(p.encode),
+    st.lists(st.tuples(st.sampled_from(["messageType", "name", "idle", "x", ""]),
+                       st.sampled_from(["event", "queue status", "hangup", "command response", "", "1"])),
+             max_size=6).map(lambda pairs: "".join(f"{k}:{v}\n" for k, v in pairs) + "\n"),
+    st.text(max_size=120)))
+def test_event_name_reads_what_decode_reads(frame: str) -> None:
+    # a reader may skip a frame by its name without decoding it: the name must be the one decode
+    # would find (or the frame one decode refuses); "" says nothing
+    name = p.event_name(frame)
+    if not name:
+        return
+    try:
+        msg = p.decode(frame)
+    except RemoteProtocolError:
+        return
+    assert _name_of(msg) == name
+
+
+def test_event_name_of_every_event_the_simulator_sends() -> None:
+    assert p.event_name(p.encode(p.QueueStatus(3, 25, 0, "q01"))) == "queue status"
+    assert p.event_name(p.encode(p.Hangup("c1"))) == "hangup"
+    assert p.event_name(p.encode(p.HeartbeatResponse())) == ""
+    assert p.event_name(p.encode(p.CommandResponse("dial", True))) == ""
+    # the last of two names wins for decode: too subtle to guess, left to it
+    assert p.event_name("messageType:event\nname:queue status\nname:hangup\n\n") == ""
+    assert p.event_name("name:hangup\nmessageType:event\n\n") == "hangup"

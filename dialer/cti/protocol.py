@@ -510,6 +510,9 @@ def decode(text: str) -> ServerMessage:
     return Unknown(mtype, pairs.get("name", ""), _rest(pairs, ("messageType", "name")))
 
 
+_EVENT_HEAD = "messageType:event\nname:"
+
+
 def event_name(text: str) -> str:
     """The ``name`` of an event frame, read without decoding the frame — for a reader that
     skips the events it does not want (a seat gets every queue's ``queue status``). ``""``
@@ -517,6 +520,12 @@ def event_name(text: str) -> str:
     ``name`` line: anything less plain is left to `decode`, which stays the one reader of
     frames."""
     if not isinstance(text, str):
+        return ""
+    if text.startswith(_EVENT_HEAD):  # the usual layout: a few searches, no copies
+        start = len(_EVENT_HEAD)
+        end = text.find("\n", start)
+        if end >= 0 and text.find("\nname:", end) < 0 and text.find("\nmessageType:", end) < 0:
+            return text[start:end]
         return ""
     t = "\n" + text
     if t.count("\nmessageType:") != 1 or t.count("\nname:") != 1 or "\nmessageType:event\n" not in t:

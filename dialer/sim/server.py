@@ -21,7 +21,7 @@ import http
 import itertools
 import logging
 import random
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +184,7 @@ class Simulator:
         self.waiting: dict[str, deque[Call]] = defaultdict(deque)
         self.calls: dict[str, Call] = {}
         self.call_log: list[CallRecord] = []
+        self.commands: Counter[str] = Counter()  # commands received, by name
         self.ivr_log: list[IvrVisit] = []
         self.dial_counts: dict[str, int] = defaultdict(int)
         self.frames_in = 0
@@ -381,6 +382,7 @@ class Simulator:
 
     # -- commands -----------------------------------------------------------------------------
     def _dispatch(self, s: Session, cmd: p.ClientCommand) -> None:
+        self.commands[cmd.name] += 1
         if cmd.name == "heartbeat":
             if s.answer_heartbeats:
                 self._respond(s, p.HeartbeatResponse())

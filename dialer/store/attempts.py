@@ -91,6 +91,16 @@ def milestone_in(conn: Connection, token: int, attempt_id: int, values: dict[str
     return done.rowcount == 1
 
 
+def milestones_in(conn: Connection, writes: Sequence[tuple[int, int, dict[str, object]]]) -> None:
+    """Many `milestone_in` (token, attempt, values) at once: those with the same columns in one
+    driver call. Whether each landed is not told (a refused milestone changes nothing)."""
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for token, attempt_id, values in writes:
+        shapes.setdefault(tuple(sorted(values)), []).append({**values, "attempt": attempt_id, "token": token})
+    for names, rows in shapes.items():
+        prepared.run_many(conn, ("milestone", names), lambda: _milestone_statement(names), rows)
+
+
 def _open_attempt(a: Any) -> Any:
     """The attempt named by the parameters, still open and under the writer's token."""
     return and_(a.id == bindparam("attempt"), a.ended_at.is_(None), a.lease_token == bindparam("token"))

@@ -58,13 +58,14 @@ def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def checkpoint(engine: Engine) -> None:
+def checkpoint(engine: Engine) -> tuple[int, int, int] | None:
     """Copy what the SQLite WAL holds into the database, without waiting for anyone (readers
-    and writers go on); nothing to do elsewhere."""
+    and writers go on): SQLite's (busy, frames in the WAL, frames copied). None elsewhere."""
     if engine.dialect.name != "sqlite":
-        return
+        return None
     with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        busy, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return int(busy), int(log), int(done)
 
 
 def make_engine(url: str, *, statement_timeout_ms: int | None = None, pre_ping: bool = True, **kw: Any) -> Engine:

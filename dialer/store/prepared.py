@@ -123,4 +123,20 @@ def run(conn: Connection, key: Hashable, build: Callable[[], Executable],
     return conn.exec_driver_sql(c.sql, values)
 
 
-__all__ = ["Compiled", "compiled", "run", "to_db", "from_db_time", "padded", "in_list"]
+def run_many(conn: Connection, key: Hashable, build: Callable[[], Executable],
+             params: Sequence[Mapping[str, Any]]) -> None:
+    """Execute the statement once per parameter set, in one driver call (`executemany`: one
+    round trip on PostgreSQL); how many rows each changed is not told."""
+    if not params:
+        return
+    c = compiled(conn.dialect, key, build)
+    rows = []
+    for p in params:
+        values = dict(c.defaults)
+        for name, value in p.items():
+            values[name] = to_db(value, c.sqlite)
+        rows.append(tuple(values[n] for n in c.names) if c.names is not None else values)
+    conn.exec_driver_sql(c.sql, rows)
+
+
+__all__ = ["Compiled", "run_many", "compiled", "run", "to_db", "from_db_time", "padded", "in_list"]

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dialer.outcomes import Retry
-from dialer.store.attempts import AttemptEnd, finish_in, milestone_in
+from dialer.store.attempts import AttemptEnd, finish_in, milestones_in
 from dialer.worker.lanes import PERMANENT, TRANSIENT, Lanes, describe
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,23 @@ class Write:
         return self.end is not None or bool({"answered_at", "bridged_at", "callid"} & self.values.keys())
 
 
-def write_batch(engine: Engine, writes: Sequence[Write]) -> list[bool]:
-    """Apply writes in order, in one transaction; whether each was written. A refused write
-    (fenced, closed already) is no error and undoes nothing; a database error undoes the batch,
-    which is then sent again whole (every write in it is conditional, so that is safe)."""
-    out = []
+def write_batch(engine: Engine, writes: Sequence[Write]) -> list[bool | None]:
+    """Apply writes (as `merge` gives them) in one transaction; whether each outcome was written
+    (None for a milestone: they go in one driver call per shape, and a refused one changes
+    nothing). A refused write (fenced, closed already) is no error and undoes nothing; a
+    database error undoes the batch, which is then sent again whole (every write in it is
+    conditional, so that is safe). Milestones and outcomes of a merged batch concern different
+    attempts, so their order does not matter."""
+    out: list[bool | None] = []
     with engine.begin() as conn:
         for w in writes:
             if w.end is None:
-                out.append(milestone_in(conn, w.token, w.attempt_id, w.values))
-            else:
-                if w.retry is None:
-                    raise ValueError(f"outcome of attempt {w.attempt_id} without its retry")
-                out.append(finish_in(conn, w.token, w.attempt_id, w.contact_id, w.end, w.retry))
+                out.append(None)
+                continue
+            if w.retry is None:
+                raise ValueError(f"outcome of attempt {w.attempt_id} without its retry")
+            out.append(finish_in(conn, w.token, w.attempt_id, w.contact_id, w.end, w.retry))
+        milestones_in(conn, [(w.token, w.attempt_id, w.values) for w in writes if w.end is None])
     return out
 
 
@@ -189,7 +193,7 @@ class Outbox:
                 self._items.popleft()
             results = {id(w): ok for w, ok in zip(writes, done)}
             for w in taken:  # every write taken is told, the merged-away milestones too
-                ok = results.get(id(w), True)
+                ok = results.get(id(w)) is not False
                 if w.end is not None:
                     if ok:
                         self.written += 1
