@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,14 +39,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos_audit import DbAttempt, DbContact, SimCall, audit  # noqa: E402
-from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from dialer.sim.process import SimProcess  # noqa: E402
 from dialer.sim.scenario import parse_scenario  # noqa: E402
 from dialer.sim.stall import StallProxy  # noqa: E402
 from dialer.store import repo  # noqa: E402
-from dialer.store.engine import make_engine  # noqa: E402
+from dialer.store.engine import make_engine, scratch_database  # noqa: E402
 from dialer.store.migrate import upgrade  # noqa: E402
 from dialer.store.models import Attempt, Contact  # noqa: E402
 
@@ -68,20 +67,11 @@ def database(kind: str, folder: Path) -> Iterator[str]:
         engine.dispose()
         yield url
         return
-    name = f"dialer_chaos_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
+    with scratch_database(PG, "dialer_chaos") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(url: str, contacts: int, agents: int) -> None:

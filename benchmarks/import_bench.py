@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 CITIES = ["010", "021", "020", "0755", "0571", "028", "027", "025"]
@@ -127,17 +126,10 @@ def main() -> None:
         results = [run_child("import", f"sqlite:///{tmp}/import.db", csv_path),
                    run_child("floor", f"sqlite:///{tmp}/floor.db", csv_path)]
         if args.pg:
-            from sqlalchemy import create_engine, text
+            from dialer.store.engine import scratch_database
 
-            name = f"dialer_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                results.append(run_child("import", args.pg.rsplit("/", 1)[0] + "/" + name, csv_path) | {"db": "postgresql"})
-            finally:
-                with admin.connect() as c:
-                    c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            with scratch_database(args.pg, "dialer_bench") as url:
+                results.append(run_child("import", url, csv_path) | {"db": "postgresql"})
     for r in results:
         r.setdefault("db", "sqlite")
         r["rows_per_s"] = r["rows"] / r["seconds"]

@@ -34,23 +34,20 @@ from sqlalchemy.orm import Session
 from common import percentile, print_rows
 from dialer.clock import Clock
 from dialer.store import repo
-from dialer.store.engine import worker_engine
+from dialer.store.engine import scratch_database, worker_engine
 from dialer.store.migrate import upgrade
 from dialer.store.models import Contact
 from dialer.worker import Worker, WorkerOptions
 
 
 async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
-    url = args.db or f"sqlite:///{tmp / 'load.db'}"
-    if args.db:  # a fresh database on that server
-        from sqlalchemy import create_engine, text
+    if args.db:  # a fresh database on that server, dropped afterwards
+        with scratch_database(args.db, "dialer_load") as url:
+            return await measure(args, url, tmp)
+    return await measure(args, f"sqlite:///{tmp / 'load.db'}", tmp)
 
-        name = f"dialer_load_{os.getpid()}"
-        admin = create_engine(args.db, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = args.db.rsplit("/", 1)[0] + "/" + name
+
+async def measure(args: argparse.Namespace, url: str, tmp: Path) -> dict:
     engine = worker_engine(url)
     upgrade(engine)
     now = dt.datetime.now(dt.timezone.utc)
@@ -98,9 +95,6 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> dict:
         sim.send_signal(signal.SIGINT)
         await sim.wait()
         engine.dispose()
-        if args.db:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     sys_cpu = cpu1.ru_stime - cpu0.ru_stime
     return {

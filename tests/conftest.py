@@ -103,11 +103,7 @@ def _pg_url() -> str | None:
 def db_url(request, tmp_path) -> Any:
     """A migrated, empty database URL: a SQLite file, or a fresh PostgreSQL database per test
     (dropped afterwards)."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    from dialer.store.engine import make_engine
+    from dialer.store.engine import make_engine, scratch_database
     from dialer.store.migrate import upgrade
 
     if request.param == "sqlite":
@@ -120,20 +116,11 @@ def db_url(request, tmp_path) -> Any:
     base = _pg_url()
     if not base:
         pytest.skip(PG_SKIP)
-    name = f"dialer_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
+    with scratch_database(base, "dialer_test") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

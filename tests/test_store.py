@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from dialer.store import claim, repo
 from dialer.store.engine import StoreError, make_engine
 from dialer.store.migrate import current, head, require_current, upgrade
-from dialer.store.models import Base, Contact
+from dialer.store.models import Attempt, Base, Contact
 
 UTC = dt.timezone.utc
 WED_10 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Beijing
@@ -256,6 +256,6 @@ def test_claim_skips_a_contact_whose_call_is_still_open(engine) -> None:
         c = _campaign(s)
         _contacts(s, c, ["+8613800138000", "+8613800138001"])
         first = s.scalar(select(Contact).where(Contact.phone == "+8613800138000"))
-        s.add(repo.Attempt(campaign_id=c.id, contact_id=first.id, attempt_no=1, worker_id="dead", created_at=WED_10))
+        s.add(Attempt(campaign_id=c.id, contact_id=first.id, attempt_no=1, worker_id="dead", created_at=WED_10))
     got = claim.claim_contacts(engine, c, "w", 10, WED_10)  # no lease on it, but a call still open
     assert [x.phone for x in got] == ["+8613800138001"]

@@ -11,14 +11,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, exists, false, or_, select, true, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.dialplan import UNKNOWN_CITY_CHOICES, DialPlan
 from dialer.errors import DialerError
 from dialer.outcomes import DEFAULT_RETRY  # the rules live in the pure core
 from dialer.store.models import (
-    CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Attempt, Campaign, Contact, DoNotCall,
+    CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Campaign, Contact, DoNotCall,
 )
 from dialer.window import CallingWindow, WindowError, parse_days, parse_range, zone
 
