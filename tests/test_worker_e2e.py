@@ -320,3 +320,20 @@ async def test_a_campaign_paused_and_resumed_while_the_worker_runs(engine) -> No
         worker.request_stop()
         await asyncio.wait_for(task, 30)
         await sim.stop()
+
+
+async def test_claim_passes_in_flight_together_never_claim_one_seat_twice(engine) -> None:
+    """Two claim passes may be in flight at once (a seat freed during a claim is claimed right
+    behind it); a seat in the first is never in the second — the server's two idle events for one
+    freeing (busy status, status changed) would otherwise claim it twice and waste a contact."""
+    seats = [str(600 + i) for i in range(12)]
+    setup_db(engine, [f"+86139{i:08d}" for i in range(400)], seats)
+    sim = await start_sim({"agents": [{"extension": x, "pickup": 0.3, "wrap_up": 0} for x in seats]})
+    try:
+        worker = await run_worker(engine, sim, until_done=False, seconds=4.0)
+    finally:
+        await sim.stop()
+    assert worker.stats.passes_overlapped > 0, "no two passes were in flight together: the test says nothing"
+    with Session(engine) as s:
+        wasted = s.scalars(select(Attempt).where(Attempt.detail.like("%taken before the dial%"))).all()
+    assert wasted == [] and worker.stats.dials > 20

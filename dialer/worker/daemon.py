@@ -80,6 +80,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self._freed_at: dict[str, float] = {}
         self._freed_since: set[str] = set()  # seats marked free since the dispatcher's last pass
         self._rescan = True  # the next pass looks at every seat
+        self._claiming: set[str] = set()  # seats in a claim pass that has not returned yet
         self._line_idle: dict[str, float] = {}  # seat → loop time its last call ended (no wrap-up)
         self._serves: dict[str, str] = {}  # dialer port → the agents' queue it dials for
         self._orphans: dict[str, list[Orphan]] = {}  # seat → calls of an earlier life to follow

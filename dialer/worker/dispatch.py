@@ -33,29 +33,49 @@ log = logging.getLogger(__name__)
 
 
 
+#: claim passes in flight at once: a seat freed while a claim runs is claimed right behind it
+#: (its claim queued ahead of the outcomes being written) rather than once it has returned. One
+#: when a queue is predictive: the pacer counts the calls up, not those being claimed.
+MAX_PASSES = 2
+
+
 class Dispatch(_Base):
     """Claim and dial (a mixin of `Worker`)."""
 
     async def _dispatcher(self) -> None:
-        while not self.draining:
-            try:
-                async with asyncio.timeout(self._real(self.opt.dispatch_every)):
-                    await self._wake.wait()
-            except TimeoutError:
-                self._rescan = True
-            self._wake.clear()
-            if self.draining:
-                return
-            try:
-                await self._dispatch_once()
-            except TRANSIENT as exc:
-                self._db_trouble("dispatch skipped", exc)
-            except LeaseLapsed as exc:
-                log.info("dispatch skipped: %s", exc)
-            except LeaseLost as exc:
-                self._lease_lost(exc)
-            except Exception:
-                log.exception("dispatch failed; going on")
+        passes: set[asyncio.Task[None]] = set()
+        try:
+            while not self.draining:
+                try:
+                    async with asyncio.timeout(self._real(self.opt.dispatch_every)):
+                        await self._wake.wait()
+                except TimeoutError:
+                    self._rescan = True
+                self._wake.clear()
+                if self.draining:
+                    return
+                while len(passes) >= (1 if self.predictive else MAX_PASSES):
+                    await asyncio.wait(passes, return_when=asyncio.FIRST_COMPLETED)
+                if passes:
+                    self.stats.passes_overlapped += 1
+                task = asyncio.create_task(self._pass())
+                passes.add(task)
+                task.add_done_callback(passes.discard)
+        finally:
+            if passes:  # their dials are sent before the worker drains
+                await asyncio.gather(*passes, return_exceptions=True)
+
+    async def _pass(self) -> None:
+        try:
+            await self._dispatch_once()
+        except TRANSIENT as exc:
+            self._db_trouble("dispatch skipped", exc)
+        except LeaseLapsed as exc:
+            log.info("dispatch skipped: %s", exc)
+        except LeaseLost as exc:
+            self._lease_lost(exc)
+        except Exception:
+            log.exception("dispatch failed; going on")
 
     def _wake_all(self) -> None:
         """Wake the dispatcher to look at every seat (not only those freed since its last pass):
@@ -77,8 +97,10 @@ class Dispatch(_Base):
         now = self.clock.now()
         free: dict[str, list[SeatRun]] = {}
         ports: dict[str, list[SeatRun]] = {}
+        claiming = self._claiming
         for run in self._candidates():
-            if not run.is_port and run.info.queue not in self.predictive and run.dialable(now):
+            if (not run.is_port and run.info.queue not in self.predictive and run.dialable(now)
+                    and run.info.extension not in claiming):
                 free.setdefault(run.info.queue, []).append(run)  # predictive agents take calls, not dial
         if self.predictive:  # the pacer looks at every port of its queue
             for run in self.seats.values():
@@ -107,16 +129,21 @@ class Dispatch(_Base):
                 work.append((active, [r.info.extension for r in idle_ports[:n]]))
         if not work or self.draining or not self.may_dial:
             return
-        started = await self.lanes.call("dispatch", claim.claim_for_queues, self.opt.worker_id, self.token, work, now,
-                                        dt.timedelta(seconds=self.opt.lease_sim))
-        self._db_ok()
-        for campaign, st in started:
-            run = self.seats.get(st.seat)
-            if run is None:  # let go while the claim ran: its attempt is closed by the reconciler
-                log.warning("seat %s went while its claim ran; attempt %s is left to the reconciler", st.seat,
-                            st.attempt_id)
-                continue
-            await self._dial(run, campaign, st)  # sending does not wait (dialer/cti/wire.py)
+        mine = {x for _, seats in work for x in seats}
+        claiming |= mine
+        try:
+            started = await self.lanes.call("dispatch", claim.claim_for_queues, self.opt.worker_id, self.token, work,
+                                            now, dt.timedelta(seconds=self.opt.lease_sim))
+            self._db_ok()
+            for campaign, st in started:
+                run = self.seats.get(st.seat)
+                if run is None:  # let go while the claim ran: its attempt is closed by the reconciler
+                    log.warning("seat %s went while its claim ran; attempt %s is left to the reconciler", st.seat,
+                                st.attempt_id)
+                    continue
+                await self._dial(run, campaign, st)  # sending does not wait (dialer/cti/wire.py)
+        finally:
+            claiming -= mine
 
     async def _dial(self, run: SeatRun, campaign: Campaign, started: claim.Started) -> None:
         now = self.clock.now()

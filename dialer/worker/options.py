@@ -82,4 +82,5 @@ class Stats:
     not_written: int = 0  # outcomes refused because the attempt was closed already (fenced)
     adopted: int = 0  # calls of an earlier life (or a lapsed worker) followed to their end
     lag_max: float = 0.0  # the event loop's worst delay seen (real seconds)
+    passes_overlapped: int = 0  # claim passes started while another was in flight
     extra: dict[str, Any] = field(default_factory=dict)
