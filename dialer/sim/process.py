@@ -19,7 +19,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from dialer.sim.scenario import SimConfig
-from dialer.sim.server import CallRecord, IvrVisit, Simulator
+from dialer.sim.server import Simulator
+from dialer.sim.session import CallRecord, IvrVisit
 
 
 def _serve(config: SimConfig, conn: Connection) -> None:
