@@ -4,6 +4,7 @@ customers whose every fate is known."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -256,6 +257,23 @@ async def test_scheduler_shutdown_before_a_job_starts_logs_no_error(caplog) -> N
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
+@contextlib.asynccontextmanager
+async def worker_running(engine, scenario: dict, **opts):
+    """A simulator and a worker running on it for the block (stopped after it)."""
+    sim = await start_sim(scenario)
+    options = WorkerOptions(**{"cti_url": sim.url, "campaigns": ("c",), "worker_id": "w1",
+                               "clock": Clock(scale=SCALE, origin=WED_10), "cti_heartbeat": 0,
+                               "backoff": fast_backoff, "drain_timeout": 2.0, **opts})
+    worker = Worker(engine, options, handle_signals=False)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield sim, worker
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+        await sim.stop()
+
+
 async def _until(check, what: str, timeout: float = 20.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -271,25 +289,16 @@ async def test_the_state_refresh_asks_only_about_a_seat_in_limbo(engine) -> None
     setup_db(engine, ["13800138000"], ["601"])
     with Session(engine) as s, s.begin():  # due ten simulated minutes after the start
         s.query(Contact).update({Contact.next_attempt_at: WED_10 + dt.timedelta(minutes=10)})
-    sim = await start_sim(SCRIPT)
-    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", clock=Clock(scale=SCALE, origin=WED_10),
-                            cti_heartbeat=0, backoff=fast_backoff, drain_timeout=2.0)
-    worker = Worker(engine, options, handle_signals=False)
-    task = asyncio.create_task(worker.run())
-    try:
+    async with worker_running(engine, SCRIPT) as (sim, worker):
         await _until(lambda: "601" in worker.seats and worker.seats["601"].server_idle, "the seat to log in")
         # the seat's own status said idle: twenty refresh periods pass without a question
-        await asyncio.sleep(SCALE * options.refresh_every * 20)
+        await asyncio.sleep(SCALE * worker.opt.refresh_every * 20)
         assert sim.commands["getExtensionList"] == 0 and not sim.call_log
         # a status that says "in a call" with no call of ours: limbo, no dial when the contact is due
         sim.send_raw("601", p.encode(p.StatusChanged("已注册", "外呼通话", "已登录", "", "")))
         await _until(lambda: not worker.seats["601"].server_idle, "the seat to leave idle")
         await _until(lambda: sim.commands["getExtensionList"] >= 1, "the question about the seat")
         await _until(lambda: bool(sim.call_log), "the dial once the server said the seat is idle")
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-        await sim.stop()
     assert worker.stats.dials == 1
 
 
@@ -298,12 +307,7 @@ async def test_a_campaign_paused_and_resumed_while_the_worker_runs(engine) -> No
     setup_db(engine, ["13800138000", "13912345678", "075512345678", "01062345678"], ["601"])
     with Session(engine) as s, s.begin():
         repo.set_campaign_status(s, "c", "pause")
-    sim = await start_sim(SCRIPT)
-    options = WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1", clock=Clock(scale=SCALE, origin=WED_10),
-                            cti_heartbeat=0, backoff=fast_backoff, drain_timeout=2.0)
-    worker = Worker(engine, options, handle_signals=False)
-    task = asyncio.create_task(worker.run())
-    try:
+    async with worker_running(engine, SCRIPT) as (sim, worker):
         await _until(lambda: "601" in worker.seats and worker.seats["601"].server_idle, "the seat to log in")
         await asyncio.sleep(1.5)  # a reload or two: nothing to dial while paused
         assert worker.stats.dials == 0
@@ -316,10 +320,6 @@ async def test_a_campaign_paused_and_resumed_while_the_worker_runs(engine) -> No
         dials = worker.stats.dials
         await asyncio.sleep(1.5)
         assert worker.stats.dials <= dials + 1  # (a claim already on its way may still dial)
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-        await sim.stop()
 
 
 async def test_claim_passes_in_flight_together_never_claim_one_seat_twice(engine) -> None:
