@@ -62,7 +62,7 @@ class Dispatch(_Base):
                 passes.add(task)
                 task.add_done_callback(passes.discard)
         finally:
-            if passes:  # their dials are sent before the worker drains
+            if passes:  # their claims are settled (dialled, or closed if the worker stops) first
                 await asyncio.gather(*passes, return_exceptions=True)
 
     async def _pass(self) -> None:
@@ -150,7 +150,9 @@ class Dispatch(_Base):
         contact = started.contact
         if not run.dialable(now) or self.draining:  # the seat changed while the claim ran: no dial
             call = ActiveCall(started.attempt_id, contact, campaign, CallTracker(started=now), token=self.token)
-            call.tracker.detail = "the seat was taken before the dial"
+            # (a free miss either way: `interrupted`, not counted against the contact's attempts)
+            call.tracker.detail = ("the worker stopped before the dial" if self.draining
+                                   else "the seat was taken before the dial")
             call.tracker.expire(Event.LOST, now)
             self._store(call, self._end_of(call), run)  # the seat and its own call are left alone
             return
