@@ -132,7 +132,8 @@ class Run:
         engine = make_engine(self.url)
         with Session(engine) as s:
             rows = s.execute(select(Attempt, Contact.phone).join(Contact, Contact.id == Attempt.contact_id)).all()
-            attempts = [DbAttempt(a.id, phone, a.callid, a.outcome, a.ended_at is not None, a.worker_id)
+            attempts = [DbAttempt(a.id, phone, a.callid, a.outcome, a.ended_at is not None, a.worker_id,
+                                  a.detail or "")
                         for a, phone in rows]
             contacts = [DbContact(c.phone, c.status, c.attempts) for c in s.scalars(select(Contact))]
         engine.dispose()

@@ -11,6 +11,8 @@ database says. Pure: records in, counts out.
   retry policy over their attempts' outcomes.
 * `calls_without_attempt`: calls whose id no attempt carries (a worker killed before it wrote
   the call id; informative: the attempt is then closed without it).
+* `never_dialled`: attempts with no call id, by their detail (informative: a claim that was not
+  dialled — the seat changed, the worker stopped, the claim's reply was lost in an outage).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DbAttempt:
     outcome: str | None
     ended: bool
     worker_id: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ def audit(calls: Sequence[SimCall], attempts: Sequence[DbAttempt], contacts: Ite
         "dropped_by_server": len(dropped),
         "attempts_without_call": sum(1 for a in attempts if a.callid and a.callid not in known),
         "outcomes": dict(sorted(_count(a.outcome or "open" for a in attempts).items())),
+        # attempts that never reached the server (no call id), by why: a claim the worker could
+        # not dial (the seat changed, the worker stopped, the dial was refused)
+        "never_dialled": dict(sorted(_count(a.detail or a.outcome or "open" for a in attempts
+                                            if not a.callid).items())),
     }
 
 

@@ -32,28 +32,29 @@ class Routing(_Base):
         call.agents.remove(s)
         self._detach(s, call, True)
 
-    def _cmd_transfer(self, s: Session, cmd: p.ClientCommand) -> None:
-        call = self._talking_call(s, "transfer")
+    def _call_and_target(self, s: Session, cmd: p.ClientCommand, what: str) -> tuple[Call, Session] | None:
+        """The call seat `s` is talking in and the available extension the command names
+        (answered `what` succeeded), or None (answered failed)."""
+        call = self._talking_call(s, what)
         if call is None:
-            return
+            return None
         target = self.by_ext.get(cmd.get("dialString"))
         if target is None or not target.available:
-            self._ok(s, "transfer", False, f"分机{cmd.get('dialString')}不可用")
-            return
-        self._ok(s, "transfer")
-        self._hand_off(s, call)
-        self._offer(call, target, autodial=False)
+            self._ok(s, what, False, f"分机{cmd.get('dialString')}不可用")
+            return None
+        self._ok(s, what)
+        return call, target
+
+    def _cmd_transfer(self, s: Session, cmd: p.ClientCommand) -> None:
+        if (found := self._call_and_target(s, cmd, "transfer")) is not None:
+            call, target = found
+            self._hand_off(s, call)
+            self._offer(call, target, autodial=False)
 
     def _cmd_threeWay(self, s: Session, cmd: p.ClientCommand) -> None:
-        call = self._talking_call(s, "threeWay")
-        if call is None:
-            return
-        target = self.by_ext.get(cmd.get("dialString"))
-        if target is None or not target.available:
-            self._ok(s, "threeWay", False, f"分机{cmd.get('dialString')}不可用")
-            return
-        self._ok(s, "threeWay")
-        self._offer(call, target, autodial=False, joins=True)
+        if (found := self._call_and_target(s, cmd, "threeWay")) is not None:
+            call, target = found
+            self._offer(call, target, autodial=False, joins=True)
 
     def _cmd_transferQueue(self, s: Session, cmd: p.ClientCommand) -> None:
         call = self._talking_call(s, "transferQueue")
