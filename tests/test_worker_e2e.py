@@ -337,3 +337,36 @@ async def test_claim_passes_in_flight_together_never_claim_one_seat_twice(engine
     with Session(engine) as s:
         wasted = s.scalars(select(Attempt.seat).where(Attempt.detail.like("%taken before the dial%"))).all()
     assert wasted == [] and worker.stats.dials > 20
+
+
+async def test_a_claim_that_returns_after_the_stop_is_closed_undialled(engine, monkeypatch) -> None:
+    """A claim still running when the worker is told to stop: its contacts are not dialled (the
+    operator asked for no new calls) and their attempts are closed at once as a free miss that
+    says so — never left open, never charged to the contact, never counted as a seat taken."""
+    import threading
+
+    from dialer.store import claim
+
+    setup_db(engine, ["13800138000", "01062345678"], ["601", "602"])
+    claimed, release = threading.Event(), threading.Event()
+    real = claim.claim_for_queues
+
+    def held(*args, **kwargs):
+        started = real(*args, **kwargs)
+        if started:
+            claimed.set()
+            release.wait(20)
+        return started
+
+    monkeypatch.setattr(claim, "claim_for_queues", held)
+    async with worker_running(engine, SCRIPT) as (sim, worker):
+        await _until(claimed.is_set, "a claim")
+        worker.request_stop()
+        await _until(lambda: worker.draining, "the worker to begin to stop")
+        release.set()
+    assert not sim.call_log
+    with Session(engine) as s:
+        rows = s.execute(select(Attempt.outcome, Attempt.detail, Attempt.ended_at.is_not(None))).all()
+        contacts = s.scalars(select(Contact)).all()
+    assert rows and set(rows) == {("interrupted", "the worker stopped before the dial", True)}
+    assert [(c.status, c.attempts, c.claimed_by) for c in contacts] == [("pending", 0, None)] * 2
