@@ -813,11 +813,12 @@ def demo_cmd(agents: int, contacts: int | None, time_scale: float | None, seed: 
     if as_json:
         click.echo(_json.dumps({**result.summary, "outcomes": {o["outcome"]: o["attempts"] for o in result.outcomes},
                                 "seconds": round(result.seconds, 1), "imported": result.imported,
-                                "refused_rows": result.rejected}, ensure_ascii=False))
+                                "refused_rows": result.rejected, "time_scale": result.time_scale},
+                                ensure_ascii=False))
         return
     ended = f"{minutes:g} simulated minutes in" if mode == "predictive" else "worked out in"
     click.echo(f"demo: {result.imported} contacts imported ({result.rejected} rows refused), {agents} agents, "
-               f"{mode}, time scale {time_scale:g}; {ended} {result.seconds:.1f}s")
+               f"{mode}, time scale {result.time_scale:g}; {ended} {result.seconds:.1f}s")
     columns = ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "answered", "answer_rate"]
     if mode == "predictive":
         columns += ["abandoned", "abandon_rate"]

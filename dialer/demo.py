@@ -43,6 +43,7 @@ class DemoResult:
     db: str
     imported: int
     rejected: int
+    time_scale: float  # the one it ran at (the mode's default unless given)
 
 
 def example_list(contacts: int | None, seed: int) -> str:
@@ -147,7 +148,7 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
         summary = report(engine, "summary", campaign=CAMPAIGN)[0]
         outcomes = report(engine, "outcomes", campaign=CAMPAIGN)
         return DemoResult(summary, outcomes, time.monotonic() - started, url if workdir else "(temporary)",
-                          imported.imported, imported.rows - imported.imported)
+                          imported.imported, imported.rows - imported.imported, time_scale)
     finally:
         engine.dispose()
         if tmp is not None:

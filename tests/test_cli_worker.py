@@ -24,6 +24,17 @@ def test_packaged_example_list_is_the_top_level_one() -> None:
         (ROOT / "campaigns.example.csv").read_bytes()
 
 
+def test_demo_as_the_readme_gives_it() -> None:
+    """`dialer demo` with no options: the mode's own time scale, named in the table output (it
+    failed there once, formatting the option's None)."""
+    result = CliRunner().invoke(main, ["demo", "--contacts", "8"])
+    assert result.exit_code == 0, result.output
+    assert "progressive, time scale 0.01; worked out in" in result.output
+    assert "answer_rate" in result.output and "outcome" in result.output
+    as_json = CliRunner().invoke(main, ["demo", "--contacts", "8", "--mode", "predictive", "--minutes", "1", "--json"])
+    assert json.loads(as_json.output.strip().splitlines()[-1])["time_scale"] == 0.05
+
+
 def test_demo_json_and_reports(tmp_path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["demo", "--agents", "6", "--time-scale", "0.004", "--json", "--keep", str(tmp_path)])
