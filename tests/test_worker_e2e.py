@@ -370,3 +370,30 @@ async def test_a_claim_that_returns_after_the_stop_is_closed_undialled(engine, m
         contacts = s.scalars(select(Contact)).all()
     assert rows and set(rows) == {("interrupted", "the worker stopped before the dial", True)}
     assert [(c.status, c.attempts, c.claimed_by) for c in contacts] == [("pending", 0, None)] * 2
+
+
+async def test_a_fault_in_one_dial_does_not_cost_the_others_of_its_claim(engine, monkeypatch, caplog) -> None:
+    """One claim for two seats; something unforeseen fails while the first is dialled: the
+    second is dialled all the same, the fault is logged with its seat, the attempt it cost is
+    closed as a free miss, and the seat dials again."""
+    from dialer.worker.calls import Calls
+
+    setup_db(engine, ["13800138000", "01062345678"], ["601", "602"])
+    real_arm, failed = Calls._arm, []
+
+    def arm(self, run):
+        if not failed:
+            failed.append(run.info.extension)
+            raise RuntimeError("a fault nobody foresaw")
+        return real_arm(self, run)
+
+    monkeypatch.setattr(Calls, "_arm", arm)
+    with caplog.at_level(logging.ERROR, logger="dialer.worker.dispatch"):
+        async with worker_running(engine, SCRIPT) as (sim, worker):
+            await _until(lambda: bool(failed) and any(r.extension != failed[0] for r in sim.call_log),
+                         "the other seat's call")
+            await _until(lambda: any(r.extension == failed[0] for r in sim.call_log), "the faulty seat's next call")
+    assert f"seat {failed[0]}: dialling attempt" in caplog.text
+    with Session(engine) as s:
+        lost = s.execute(select(Attempt.outcome, Attempt.detail).where(Attempt.callid == "")).all()
+    assert lost == [("interrupted", "dial not sent: RuntimeError")]

@@ -141,7 +141,14 @@ class Dispatch(_Base):
                     log.warning("seat %s went while its claim ran; attempt %s is left to the reconciler", st.seat,
                                 st.attempt_id)
                     continue
-                await self._dial(run, campaign, st)  # sending does not wait (dialer/cti/wire.py)
+                try:
+                    await self._dial(run, campaign, st)  # sending does not wait (dialer/cti/wire.py)
+                except Exception as exc:  # one dial's fault does not cost the others theirs
+                    log.exception("seat %s: dialling attempt %s failed", st.seat, st.attempt_id)
+                    call = run.call
+                    if call is not None and call.attempt_id == st.attempt_id and call.dialled_at is None:
+                        call.tracker.detail = f"dial not sent: {type(exc).__name__}"  # closed, the seat freed
+                        self._ended(run, call.tracker.expire(Event.LOST, self.clock.now()))
         finally:
             claiming -= mine
 

@@ -21,6 +21,9 @@ is five round trips), and claims queued behind outcome batches on one thread kep
 Every call has a deadline (`DatabaseTimeout` past it). A thread cannot be interrupted, so a lane
 whose call ran out of time is replaced by a fresh thread, and the stuck one finishes on its own
 (a stalled TCP connection, say); whatever it then writes is fenced like any other late write.
+The calls queued behind the stuck one fail at once (`DatabaseUnavailable`, retried by their
+callers on the new thread): run late on the old thread, a claim would commit with nobody left
+waiting to dial it.
 """
 
 from __future__ import annotations
@@ -99,6 +102,19 @@ class _Lane:
     def stop(self) -> None:
         self._queue.put((99, next(self._seq), None))
 
+    def abandon(self) -> None:
+        """The thread is stuck: fail the calls queued behind it now (DatabaseUnavailable; their
+        callers retry on the lane's new thread) rather than run them whenever it comes back — a
+        claim run then would commit with nobody left to dial it; then stop."""
+        while True:
+            try:
+                _, _, item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[0].set_running_or_notify_cancel():
+                item[0].set_exception(DatabaseUnavailable(f"given up: the {self.name} lane's thread was stuck"))
+        self.stop()
+
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
@@ -164,7 +180,7 @@ class Lanes:
         # the thread is stuck in the call: give the lane a new one; the old one ends by itself
         if self._lanes.get(lane) is worker:
             self.stuck += 1
-            worker.stop()
+            worker.abandon()
             self._make(lane)
             log.warning("database: a %s call took over %.0f s; it goes on a fresh thread", lane, limit)
 
