@@ -54,6 +54,13 @@ def _wire(got: list[str | bytes]) -> tuple[Wire, FakeTransport]:
     return wire, transport
 
 
+def _opened(got: list[str | bytes]) -> tuple[Wire, FakeTransport]:
+    """A wire past its opening handshake."""
+    wire, transport = _wire(got)
+    wire.data_received(_response(wire.protocol))
+    return wire, transport
+
+
 def _server_frames(spec: list[tuple[str, str]]) -> tuple[bytes, list[str | bytes], int]:
     """Serialized server frames for `spec` and the messages a client must make of them (and
     how many pings it must answer)."""
@@ -116,8 +123,7 @@ def test_messages_survive_any_cut(spec: list[tuple[str, str]], cuts: list[int], 
 def test_plain_frames_take_the_direct_path_only_between_frames() -> None:
     async def run() -> None:
         got: list[str | bytes] = []
-        wire, _ = _wire(got)
-        wire.data_received(_response(wire.protocol))
+        wire, _ = _opened(got)
         plain = Frame(Opcode.TEXT, b"messageType:event\nname:hangup\n\n").serialize(mask=False)
         long = Frame(Opcode.TEXT, ("x" * 200).encode()).serialize(mask=False)  # a 16-bit length
         wire.data_received(plain + long)
@@ -148,8 +154,7 @@ def test_plain_frames_take_the_direct_path_only_between_frames() -> None:
 def test_invalid_utf8_reaches_the_caller_as_bytes_and_the_connection_stays() -> None:
     async def run() -> None:
         got: list[str | bytes] = []
-        wire, _ = _wire(got)
-        wire.data_received(_response(wire.protocol))
+        wire, _ = _opened(got)
         wire.data_received(Frame(Opcode.TEXT, b"\xff\xfe").serialize(mask=False))
         assert got == [b"\xff\xfe"]
         wire.send("command:heartbeat\n\n")
@@ -160,8 +165,7 @@ def test_invalid_utf8_reaches_the_caller_as_bytes_and_the_connection_stays() -> 
 def test_a_close_frame_is_answered_and_sending_after_it_fails() -> None:
     async def run() -> None:
         got: list[str | bytes] = []
-        wire, transport = _wire(got)
-        wire.data_received(_response(wire.protocol))
+        wire, transport = _opened(got)
         wire.data_received(Frame(Opcode.CLOSE, b"\x03\xe8").serialize(mask=False)
                            + Frame(Opcode.TEXT, b"after").serialize(mask=False))
         wire.data_received(Frame(Opcode.TEXT, b"later").serialize(mask=False))
