@@ -136,6 +136,61 @@ def test_no_claim_on_a_lapsed_lease_or_a_seat_not_held(engine) -> None:
     assert [st.seat for _, st in claim(engine, "w1", token, seats)] == ["601"]
 
 
+def test_the_claim_takes_no_contact_under_a_dead_lease(engine) -> None:
+    # the claim statement is fenced by itself (on PostgreSQL it commits on its own), not only
+    # the attempts written after it
+    setup(engine)
+    token, _ = start(engine)
+    c = campaign(engine)
+    with engine.begin() as conn:
+        assert claim_mod.claim_in(conn, c, "w1", 5, WED_10, LEASE, token=token + 1) == []
+        assert claim_mod.claim_in(conn, c, "w1", 5, WED_10 + LEASE + dt.timedelta(seconds=1), LEASE, token=token) == []
+        assert len(claim_mod.claim_in(conn, c, "w1", 5, WED_10, LEASE, token=token)) == 1
+
+
+def test_a_contact_claimed_for_a_seat_not_held_is_let_go_at_once(engine) -> None:
+    setup(engine)
+    token, seats = start(engine)
+    assert claim(engine, "w1", token, ["602"]) == []
+    with Session(engine) as s:
+        [contact] = s.scalars(select(Contact)).all()
+        assert (contact.claimed_by, contact.lease_until) == (None, None)
+
+
+def _new_life(engine) -> None:
+    leases.register_worker(engine, "w1", WED_10, LEASE, pid=101, pid_alive=dead, host="h")
+
+
+def _lapse(engine) -> None:  # as if the renewals had stopped long ago
+    from dialer.store.models import Worker
+
+    with Session(engine) as s, s.begin():
+        s.get(Worker, "w1").lease_until = WED_10 - dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(("meanwhile", "error"), [(_new_life, LeaseLost), (_lapse, leases.LeaseLapsed)])
+def test_a_lease_lost_between_the_claim_and_its_attempts_writes_no_attempt(engine, monkeypatch, meanwhile,
+                                                                          error) -> None:
+    # on PostgreSQL the claim and the attempts commit apart: each is fenced by itself
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the claim and its attempts are one transaction")
+    setup(engine)
+    token, seats = start(engine)
+    real = claim_mod.claim_in
+
+    def then_lost(*args, **kw):
+        got = real(*args, **kw)
+        meanwhile(engine)
+        return got
+
+    monkeypatch.setattr(claim_mod, "claim_in", then_lost)
+    with pytest.raises(error):
+        claim(engine, "w1", token, seats)
+    with Session(engine) as s:
+        assert s.scalars(select(Attempt)).all() == []
+        assert s.scalars(select(Contact.claimed_by)).all() == [None]  # let go at once
+
+
 def test_a_lapsed_seat_passes_on_with_its_call(engine) -> None:
     setup(engine)
     t1, seats = start(engine)

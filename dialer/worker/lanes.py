@@ -16,7 +16,8 @@ On SQLite, where writers take turns at one file lock anyway (and a writer kept w
 SQLite's busy handler), the renewal, the claims and the outbox share one thread, in that order
 of priority: a claim waits at most for the batch in progress, never behind the queue of writes.
 On PostgreSQL each lane has a thread of its own: their calls mostly wait on the network (a claim
-is five round trips), and claims queued behind outcome batches on one thread kept seats idle.
+is two round trips, an outcome batch one or more), and claims queued behind outcome batches on
+one thread kept seats idle.
 
 Every call has a deadline (`DatabaseTimeout` past it). A thread cannot be interrupted, so a lane
 whose call ran out of time is replaced by a fresh thread, and the stuck one finishes on its own
