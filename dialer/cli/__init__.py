@@ -1,0 +1,13 @@
+"""The `dialer` command line (contract: shared/cli-contract.md).
+
+Commands parse options, call the library and print. Library errors (`DialerError`) become a
+one-line message on stderr and exit code 2 for bad input, 1 for runtime failures.
+
+The commands live by subject: `app` (the group, its options and the configuration file),
+`common` (the store, errors, output), `campaigns`, `lists`, `agents`, `worker`, `sim`.
+"""
+
+from dialer.cli import agents, campaigns, lists, sim, worker  # noqa: F401  (they register their commands)
+from dialer.cli.app import main, run
+
+__all__ = ["main", "run"]

@@ -1,0 +1,127 @@
+"""What every command shares: the database of the invocation, errors turned into exit codes,
+and the output formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dialer.errors import DialerError
+
+
+class InputError(click.ClickException):
+    """Bad input from the user: exit code 2 (click's own usage errors use 2 as well)."""
+
+    exit_code = 2
+
+
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    from dialer.importer import ImportFailed
+    from dialer.store.repo import InvalidInput, NotFound
+    from dialer.window import WindowError
+
+    return (InvalidInput, NotFound, ImportFailed, WindowError)
+
+
+class Store:
+    """The database of this invocation, opened lazily, with errors turned into exit codes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Any = None
+
+    def engine(self, *, check_schema: bool = True, worker: bool = False) -> Any:
+        """The engine (`worker`: the daemon's, dialer.store.engine.worker_engine)."""
+        from dialer.store.engine import StoreError, make_engine, worker_engine
+        from dialer.store.migrate import require_current
+
+        if self._engine is None:
+            try:
+                self._engine = worker_engine(self.url) if worker else make_engine(self.url)
+            except StoreError as exc:
+                raise InputError(str(exc)) from None
+        if check_schema:
+            try:
+                require_current(self._engine)
+            except StoreError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._engine
+
+    def session(self) -> Any:
+        from sqlalchemy.orm import Session
+
+        return Session(self.engine(), expire_on_commit=False)
+
+
+def store_of(ctx: click.Context) -> Store:
+    return ctx.find_root().obj["store"]
+
+
+def guard(fn: Any) -> Any:
+    """Turn library errors into one-line messages: input errors exit 2, the rest 1."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+        try:
+            return fn(*args, **kwargs)
+        except input_errors() as exc:
+            raise InputError(str(exc)) from None
+        except DialerError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}") from None
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+    return wrapper
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    import csv as _csv
+    import io as _io
+    import json as _json
+
+    if fmt == "json":
+        click.echo(_json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    elif fmt == "csv":
+        out = _io.StringIO()
+        writer = _csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        click.echo(table(rows, columns))
+
+
+def iso_time(value: str | None, option: str) -> Any:
+    import datetime as _dt
+
+    if value is None:
+        return None
+    try:
+        parsed = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return parsed
+
+
