@@ -76,6 +76,9 @@ def normalize(text: str) -> Normalized:
     something other than digits remains."""
     if not isinstance(text, str):
         raise NotDialable("not text")
+    head = text.lstrip()[:1]
+    if head and not (head.isdigit() or head in "+(（＋"):  # "-139…" is a formula in a spreadsheet
+        raise NotDialable(f"not a phone number: {text.strip()[:40]!r}")
     extension = ""
     t = text.translate(_PLAIN_DECORATION) if text.isascii() else ""
     if not (t.isdigit() or (t[:1] == "+" and t[1:].isdigit())):

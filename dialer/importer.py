@@ -13,8 +13,6 @@ reason and text, and written to the `rejects` CSV when one is asked for.
 
 from __future__ import annotations
 
-import codecs
-import csv
 import datetime as dt
 import gc
 import io
@@ -27,18 +25,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from charset_normalizer import from_bytes
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from dialer.charsets import SAMPLE_BYTES, EncodingUnknown, LineDecoder, canonical, detect
+from dialer.csvio import CsvWriter, Records, sniff_delimiter
 from dialer.dialplan import DialPlan, NotDialable, parse_number
 from dialer.errors import DialerError
+from dialer.text import forbidden
 from dialer.store.models import Campaign, ImportBatch, utcnow
 from dialer.store.repo import plan_of
 from dialer.window import WindowError, zone
 
 CHUNK_ROWS = 2000
-SAMPLE_BYTES = 64 * 1024
 FIELDS = ("phone", "name", "customer_id", "priority", "timezone")
 MAX_LEN = {"name": 100, "customer_id": 64, "phone": 64, "timezone": 64}
 
@@ -79,6 +78,10 @@ class ImportSummary:
     encoding: str = ""
     delimiter: str = ","
     columns: dict[str, str] = field(default_factory=dict)
+    #: rows read in the other of UTF-8 and GB18030 (a file stitched from both)
+    other_encoding_rows: int = 0
+    #: rows with cells beyond the header's columns (kept as extra data: column7, …)
+    extra_cells_rows: int = 0
 
     def contract(self) -> dict[str, Any]:
         """The JSON promised by the CLI contract."""
@@ -94,43 +97,22 @@ class Reject:
     kind: str = "rejected"  # rejected | duplicates | dnc
 
 
-# -- encodings and dialects ------------------------------------------------------------------------
-
-_CHINESE_GB = {"gb2312", "gbk", "gb18030", "cp936", "hz"}
-
-
-def detect_encoding(sample: bytes) -> str:
-    """The encoding of a file from its first bytes: a BOM, then UTF-8 if it decodes, then
-    charset-normalizer's best guess (GB2312 and GBK are read as their superset GB18030)."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(sample).best()
-    if best is None:
-        raise ImportFailed("cannot tell the file's encoding; give it with --encoding (utf-8, gbk, …)")
-    name = best.encoding.replace("_", "").lower()
-    return "gb18030" if name in _CHINESE_GB else best.encoding
-
+# -- encodings -------------------------------------------------------------------------------------
 
 def check_encoding(name: str) -> str:
     try:
-        info = codecs.lookup(name)
+        return canonical(name)
     except LookupError:
         raise ImportFailed(f"unknown encoding {name!r}") from None
-    return "gb18030" if info.name in _CHINESE_GB else info.name
 
 
-def sniff_delimiter(text: str) -> str:
+def detect_encoding(sample: bytes, complete: bool = False) -> str:
+    """The file's encoding from its first bytes (dialer/charsets.py); ImportFailed if it cannot
+    be told."""
     try:
-        return csv.Sniffer().sniff("\n".join(text.split("\n")[:20]), delimiters=",\t;").delimiter
-    except csv.Error:
-        return ","
+        return detect(sample, complete=complete)
+    except EncodingUnknown as exc:
+        raise ImportFailed(str(exc)) from None
 
 
 # -- mapping columns -------------------------------------------------------------------------------
@@ -167,42 +149,15 @@ def map_columns(header: Sequence[str], overrides: Mapping[str, str]) -> dict[int
 
 # -- the pipeline ----------------------------------------------------------------------------------
 
-def _rows(stream: io.TextIOBase, delimiter: str) -> Iterator[tuple[int, list[str] | None, str, str]]:
-    """(line number, fields — None where the CSV is malformed —, error text, raw text).
-
-    A line without a quote is split as it is (most rows of most lists); one with a quote goes
-    through the csv module, with the following lines when a quoted field holds a line break.
-    The line number is the record's first line."""
-    pending: list[str] = []
-    first = 0
-    for number, line in enumerate(stream, 1):
-        if not pending and '"' not in line:
-            text = line.rstrip("\r\n")
-            yield number, text.split(delimiter), "", text
-            continue
-        if not pending:
-            first = number
-        pending.append(line)
-        text = "".join(pending)
-        try:
-            fields = next(csv.reader([text], delimiter=delimiter, strict=True), [])
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc) and len(pending) < _MAX_RECORD_LINES:
-                continue  # a quoted field goes on over the next line
-            pending.clear()
-            yield first, None, str(exc), _printable(text)
-            continue
-        pending.clear()
-        yield first, fields, "", _printable(text)
-    if pending:
-        yield first, None, "a quoted field is never closed", _printable("".join(pending))
-
-
-_MAX_RECORD_LINES = 50
-
-
-def _printable(text: str) -> str:
-    return text.rstrip("\r\n")
+def _lines(handle: BinaryIO, encoding: str, decoder: LineDecoder | None) -> Iterator[str]:
+    """The file's text lines, each decoded by itself (a line that does not decode holds U+FFFD
+    and is refused as a row); UTF-16 through a text stream."""
+    if decoder is None:
+        yield from io.TextIOWrapper(handle, encoding=encoding, errors="replace", newline="")
+        return
+    for raw in handle:
+        text = decoder.decode(raw)
+        yield text if text is not None else raw.decode(encoding, errors="replace")
 
 
 def _storable(raw: str) -> str:
@@ -253,7 +208,7 @@ def _check_row(row: list[str], cols: _Columns, plan: DialPlan, line: int, raw: s
     """Check one row; a Reject says why it cannot be imported."""
     if not raw.isprintable():
         for i, cell in enumerate(row):
-            bad = _control(cell)
+            bad = forbidden(cell)
             if bad:
                 return Reject(line, f"{bad} inside {_column_name(cols, i)}", raw)
     raw_phone, name, customer_id = _cell(row, cols.phone), _cell(row, cols.name), _cell(row, cols.customer_id)
@@ -294,17 +249,6 @@ def _column_name(cols: _Columns, i: int) -> str:
         if getattr(cols, key) == i:
             return key
     return dict(cols.extras).get(i, f"column {i + 1}")
-
-
-def _control(value: str) -> str:
-    """Name the first control character of `value` that cannot be stored or sent ("" if none):
-    line breaks would inject CTI keys, NUL cannot go into PostgreSQL text."""
-    for ch in value:
-        if ch in "\r\n":
-            return "line break"
-        if ord(ch) < 32 and ch != "\t" or ch == "\x7f":
-            return f"control character U+{ord(ch):04X}"
-    return ""
 
 
 class _Counting(io.RawIOBase):
@@ -350,18 +294,20 @@ def import_file(
         plan = plan_of(campaign)
         sample = handle.read(SAMPLE_BYTES)
         handle.seek(0)
-        enc = detect_encoding(sample) if encoding == "auto" else check_encoding(encoding)
-        head_text = sample.decode(enc, errors="replace")
-        delimiter = sniff_delimiter(head_text.lstrip("\ufeff"))
-        stream = io.TextIOWrapper(io.BufferedReader(_Counting(handle, progress)), encoding=enc,
-                                  errors="replace", newline="")
-        rows = _rows(stream, delimiter)
+        enc = (detect_encoding(sample, complete=len(sample) < SAMPLE_BYTES) if encoding == "auto"
+               else check_encoding(encoding))
+        decoder = None if enc.startswith("utf-16") else LineDecoder(enc, detected=encoding == "auto")
+        delimiter = sniff_delimiter(sample.decode(enc, errors="replace").lstrip("\ufeff"))
+        records = Records(_lines(io.BufferedReader(_Counting(handle, progress)), enc, decoder), delimiter)
+        rows = iter(records)
         first = next(rows, None)
         if first is None or first[1] is None or not any(c.strip() for c in first[1]):
             raise ImportFailed(f"{path}: no header row")
         header = [h.lstrip("\ufeff") for h in first[1]]
         if any("\ufffd" in h for h in header):
             raise ImportFailed(f"{path}: the header row is not {enc}; give the file's encoding with --encoding")
+        records.width = len(header)
+        header_switched = decoder.switched if decoder else 0
         columns = map_columns(header, mapping or {})
         cols = _Columns(columns, len(header))
         summary = ImportSummary(str(path), encoding=enc, delimiter=delimiter,
@@ -386,6 +332,8 @@ def import_file(
                 s.commit()
 
         writer = _ChunkWriter(write)
+        width = len(header)
+        finished = False
         try:
             chunk: list[_Good | Reject] = []
             for line, row, error, raw in rows:
@@ -394,14 +342,17 @@ def import_file(
                 elif not raw.replace(delimiter, "").strip():
                     continue  # blank lines are not rows
                 elif "\ufffd" in raw:
-                    chunk.append(Reject(line, f"bytes that are not {enc}", raw))
+                    chunk.append(Reject(line, decoder.describe() if decoder else f"bytes that are not {enc}", raw))
                 else:
+                    if len(row) > width and any(c.strip() for c in row[width:]):
+                        summary.extra_cells_rows += 1
                     chunk.append(_check_row(row, cols, plan, line, raw))
                 if len(chunk) >= chunk_rows:
                     writer.put(chunk)
                     chunk = []
             writer.put(chunk)
             writer.close()
+            summary.other_encoding_rows = decoder.switched - header_switched if decoder else 0
             batch.rows, batch.imported, batch.duplicates = summary.rows, summary.imported, summary.duplicates
             batch.dnc, batch.rejected, batch.finished_at = summary.dnc, summary.rejected, utcnow()
             if zones != set(campaign.contact_timezones):
@@ -411,12 +362,13 @@ def import_file(
             else:
                 s.commit()
                 summary.batch = batch.id
+            finished = True
         finally:
             writer.close(raise_error=False)
             if gc_was_enabled and pause_gc:
                 gc.enable()
-            if reject_out:
-                reject_out.close()
+            if reject_out:  # in place only when the import finished: never half a report
+                reject_out.close(keep=finished)
     return summary
 
 
@@ -459,19 +411,28 @@ class _ChunkWriter:
 
 
 class _RejectWriter:
+    """The rejects CSV, written beside its final name and moved there when the import finishes
+    (an interrupted import leaves no half report)."""
+
     def __init__(self, path: str | os.PathLike[str], delimiter: str) -> None:
+        self.path = Path(path)
+        self.part = self.path.with_name(self.path.name + ".part")
         try:
-            self.handle = open(path, "w", encoding="utf-8-sig", newline="")
+            self.handle = open(self.part, "w", encoding="utf-8-sig", newline="")
         except OSError as exc:
             raise ImportFailed(f"{path}: cannot write the rejects file: {exc.strerror}") from None
-        self.writer = csv.writer(self.handle)
+        self.writer = CsvWriter(self.handle, lineterminator="\r\n")
         self.writer.writerow(["line", "reason", "row"])
 
     def write(self, r: Reject) -> None:
         self.writer.writerow([r.line, r.reason, _storable(r.raw)])
 
-    def close(self) -> None:
+    def close(self, keep: bool = True) -> None:
         self.handle.close()
+        if keep:
+            os.replace(self.part, self.path)
+        else:
+            self.part.unlink(missing_ok=True)
 
 
 def _flush(s: Session, campaign: Campaign, batch: ImportBatch, chunk: list[_Good | Reject],

@@ -8,7 +8,8 @@ import io
 from pathlib import Path
 
 from dialer.dialplan import Kind, NotDialable, parse_number
-from dialer.importer import ImportFailed, check_encoding, detect_encoding, header_key, sniff_delimiter
+from dialer.csvio import sniff_delimiter
+from dialer.importer import ImportFailed, check_encoding, detect_encoding, header_key
 from dialer.store.repo import AgentRow, InvalidInput
 
 AGENT_COLUMNS = ("staffid", "name", "extension", "queue", "skill", "role")
@@ -27,7 +28,7 @@ def _text(path: str | Path, encoding: str) -> str:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
-    enc = detect_encoding(data[:65536]) if encoding == "auto" else check_encoding(encoding)
+    enc = detect_encoding(data, complete=True) if encoding == "auto" else check_encoding(encoding)
     return data.decode(enc, errors="replace").lstrip("\ufeff")
 
 

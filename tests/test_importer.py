@@ -157,10 +157,10 @@ def test_malformed_csv_row_loses_no_neighbour(engine, campaign, tmp_path) -> Non
     rejects = tmp_path / "rejects.csv"
     summary = import_file(engine, campaign, path, rejects=rejects)
     assert summary.imported == 2 and summary.rejected == 2
-    assert _reasons(engine) == ["control character U+0000 inside name", "malformed CSV: ',' expected after '\"'"]
+    assert _reasons(engine) == ["NUL inside name", "malformed CSV: ',' expected after '\"'"]
     with rejects.open(encoding="utf-8-sig") as f:
         report = list(csv.reader(f))
-    assert report[1:] == [["3", "control character U+0000 inside name", "13900000000,b\\x00c"],
+    assert report[1:] == [["3", "NUL inside name", "13900000000,b\\x00c"],
                           ["4", "malformed CSV: ',' expected after '\"'", '13600000000,"x"y']]
 
 

@@ -203,8 +203,11 @@ def test_decode_command_without_command_key() -> None:
 
 # -- properties -------------------------------------------------------------------------------
 
-text = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=30)
-record_text = st.text(st.characters(blacklist_characters="\n\r|,", blacklist_categories=("Cs",)), max_size=12)
+# what may travel: no control character (C0, DEL, C1), no line or paragraph separator, no BOM
+_SENDABLE = dict(blacklist_characters="\u2028\u2029\ufeff", blacklist_categories=("Cs", "Cc"))
+text = st.text(st.characters(**_SENDABLE), max_size=30)
+record_text = st.text(st.characters(blacklist_characters="|,\u2028\u2029\ufeff", blacklist_categories=("Cs", "Cc")),
+                      max_size=12)
 digits = st.text("0123456789", min_size=1, max_size=20)
 
 
@@ -337,3 +340,14 @@ def test_event_name_of_every_event_the_simulator_sends() -> None:
     # the last of two names wins for decode: too subtle to guess, left to it
     assert p.event_name("messageType:event\nname:queue status\nname:hangup\n\n") == ""
     assert p.event_name("name:hangup\nmessageType:event\n\n") == "hangup"
+
+
+@pytest.mark.parametrize("ch", ["\n", "\r", "\x00", "\t", "\x0b", "\x0c", "\x1b", "\x1c", "\x1e", "\x7f", "\x85",
+                                "\x9f", "\u2028", "\u2029", "\ufeff"])
+@pytest.mark.parametrize("key", ["cusname", "cusid", "proname"])
+def test_the_codec_refuses_every_control_character(ch: str, key: str) -> None:
+    # the last line of defence: whatever an entry point let through never reaches the wire
+    with pytest.raises(LocalProtocolError, match=f"{key}: value contains"):
+        p.encode_command("dial", dialString="913800138000", **{key: f"张{ch}三"})
+    with pytest.raises(LocalProtocolError, match="busyString: value contains"):
+        p.encode_command("busy", busyString=f"lunch{ch}")

@@ -83,28 +83,31 @@ def guard(fn: Any) -> Any:
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as aligned text columns, padded by display width (a Chinese character takes two
+    cells of a terminal)."""
+    from rich.cells import cell_len
+
     if not rows:
         return "(none)"
     cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
+    widths = [max(cell_len(c), *(cell_len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v + " " * (w - cell_len(v)) for v, w in zip(values, widths)).rstrip()
+
+    return "\n".join([line(columns), *(line(row) for row in cells)])
 
 
 def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
-    import csv as _csv
-    import io as _io
+    """Print rows as JSON (raw values), CSV (formula cells escaped: dialer/csvio.py) or a table."""
     import json as _json
+
+    from dialer.csvio import to_csv
 
     if fmt == "json":
         click.echo(_json.dumps(rows, ensure_ascii=False, indent=2, default=str))
     elif fmt == "csv":
-        out = _io.StringIO()
-        writer = _csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(out.getvalue(), nl=False)
+        click.echo(to_csv(rows, columns), nl=False)
     else:
         click.echo(table(rows, columns))
 

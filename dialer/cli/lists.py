@@ -55,6 +55,13 @@ def import_cmd(ctx: click.Context, campaign_name: str, file: str, encoding: str,
     click.echo(f"{summary.file}: {summary.rows} rows ({summary.encoding}, delimiter {summary.delimiter!r}): "
                f"{verb} {summary.imported}, duplicates {summary.duplicates}, do-not-call {summary.dnc}, "
                f"rejected {summary.rejected}" + (f"; batch {summary.batch}" if summary.batch else ""))
+    if summary.other_encoding_rows:
+        other = "GB18030" if summary.encoding.startswith("utf-8") else "UTF-8"
+        click.echo(f"note: {summary.other_encoding_rows} rows were in {other}, not {summary.encoding} (a file "
+                   "stitched from two exports); they were read as " + other)
+    if summary.extra_cells_rows:
+        click.echo(f"note: {summary.extra_cells_rows} rows have cells beyond the header's {len(summary.columns)} "
+                   "columns; they are kept as extra data (column7, …) — check the file's header")
     if rejects and summary.rows - summary.imported:
         click.echo(f"refused rows written to {rejects}")
 

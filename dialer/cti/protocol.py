@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from dialer.errors import LocalProtocolError, RemoteProtocolError
+from dialer.text import forbidden
 
 #: Largest frame we read or write, in characters. A getExtensionList answer for a 5,000-seat
 #: site is about 300 KB; nothing legitimate comes near this.
@@ -157,8 +158,10 @@ def check_value(key: str, value: str) -> str:
     """Return `value` if it can travel as the value of `key`; raise LocalProtocolError if not."""
     if not isinstance(value, str):
         raise LocalProtocolError(f"{key}: value must be text, got {type(value).__name__}")
-    if "\n" in value or "\r" in value:
-        raise LocalProtocolError(f"{key}: value contains a line break (frame injection refused)")
+    if not value.isprintable() or "\ufeff" in value:  # the fast test; the names from dialer/text.py
+        bad = forbidden(value)
+        if bad:
+            raise LocalProtocolError(f"{key}: value contains a {bad} (frame injection refused)")
     return value
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from dialer.dialplan import UNKNOWN_CITY_CHOICES, DialPlan
 from dialer.errors import DialerError
 from dialer.outcomes import DEFAULT_RETRY  # the rules live in the pure core
+from dialer.text import forbidden
 from dialer.store.models import (
     CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Campaign, Contact, DoNotCall,
 )
@@ -57,8 +58,11 @@ def _number(name: str, value: Any, kind: type, low: float | None = None, high: f
 def _queue_name(name: str, value: Any) -> str:
     """A CTI queue (技能组) name: it goes into the login frame, so one line of at most 64."""
     v = str(value).strip()
-    if "\n" in v or "\r" in v or len(v) > 64:
-        raise InvalidInput(f"{name} must be one line of at most 64 characters")
+    bad = forbidden(v)
+    if bad:
+        raise InvalidInput(f"{name} cannot hold a {bad}")
+    if len(v) > 64:
+        raise InvalidInput(f"{name} must be at most 64 characters")
     return v
 
 
@@ -137,8 +141,11 @@ def campaign_settings(opts: Mapping[str, Any]) -> dict[str, Any]:
 def create_campaign(s: Session, name: str, **opts: Any) -> Campaign:
     """A new campaign in status draft. Raises InvalidInput for a bad option or a taken name."""
     name = name.strip()
-    if not name or "\n" in name or "\r" in name or len(name) > 100:
-        raise InvalidInput("a campaign name must be 1–100 characters on one line")
+    bad = forbidden(name)
+    if bad:
+        raise InvalidInput(f"a campaign name cannot hold a {bad}")
+    if not name or len(name) > 100:
+        raise InvalidInput("a campaign name must be 1–100 characters")
     settings = campaign_settings(opts)
     values = {**settings, "retry_delays": {**DEFAULT_RETRY, **settings.get("retry_delays", {})},
               "contact_timezones": []}
@@ -269,8 +276,11 @@ class AgentRow:
     def check(self) -> AgentRow:
         for key in ("staffid", "name", "queue", "sector"):
             value = getattr(self, key)
-            if "\n" in value or "\r" in value or "|" in value or "," in value:
-                raise InvalidInput(f"{key} {value!r} cannot hold a line break, '|' or ','")
+            bad = forbidden(value)
+            if bad:
+                raise InvalidInput(f"{key} {value!r} cannot hold a {bad}")
+            if "|" in value or "," in value:
+                raise InvalidInput(f"{key} {value!r} cannot hold '|' or ','")
         if not self.staffid:
             raise InvalidInput("staffid is required")
         _digits("extension", self.extension)
