@@ -6,6 +6,7 @@ longer list (predictive mode never works a list out: abandoned numbers wait 72 h
 from __future__ import annotations
 
 import asyncio
+import logging
 import csv
 import io
 import random
@@ -125,6 +126,12 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
                                 clock=Clock(scale=time_scale), until_done=mode != "predictive", drain_timeout=5.0,
                                 cti_heartbeat=0, on_progress=show)
         worker = Worker(engine, options, handle_signals=sys.platform != "win32")
+        # the scheduler's "skipped: maximum number of running instances" (a job overran, the
+        # worker coalesces it) must not land in the middle of the progress line
+        scheduler_log = logging.getLogger("apscheduler")
+        scheduler_level = scheduler_log.level
+        if progress is not None:
+            scheduler_log.setLevel(logging.ERROR)
         try:
             if mode == "predictive":  # a simulated hour (or `minutes`), then a graceful stop
                 task = asyncio.create_task(worker.run())
@@ -135,6 +142,7 @@ async def run_demo(*, agents: int = 8, contacts: int | None = None, time_scale: 
             else:
                 await worker.run()
         finally:
+            scheduler_log.setLevel(scheduler_level)
             if isinstance(sim, SimProcess):
                 await asyncio.get_running_loop().run_in_executor(None, sim.stop)
             else:

@@ -285,8 +285,8 @@ def import_file(
     now = now or utcnow()
     try:
         handle = path.open("rb")
-    except OSError as exc:
-        raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise ImportFailed(f"{path!s:.200}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
     with handle, Session(engine, expire_on_commit=False) as s:
         from dialer.store.repo import get_campaign  # local: repo imports nothing of ours back
 
@@ -419,8 +419,9 @@ class _RejectWriter:
         self.part = self.path.with_name(self.path.name + ".part")
         try:
             self.handle = open(self.part, "w", encoding="utf-8-sig", newline="")
-        except OSError as exc:
-            raise ImportFailed(f"{path}: cannot write the rejects file: {exc.strerror}") from None
+        except (OSError, ValueError) as exc:
+            raise ImportFailed(f"{path!s:.200}: cannot write the rejects file: "
+                               f"{getattr(exc, 'strerror', None) or 'not a file name'}") from None
         self.writer = CsvWriter(self.handle, lineterminator="\r\n")
         self.writer.writerow(["line", "reason", "row"])
 

@@ -15,10 +15,30 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType, carrier, carrierdata, geocoder, geodata
 
-_PROVINCE = re.compile(r"^(.+?(?:省|自治区|特别行政区))(.*)$")
+#: the 34 provincial divisions by their full names; phonenumbers writes some of them short
+#: ("新疆乌鲁木齐市", "内蒙古通辽市", "云南红河", "天津")
+PROVINCES = (
+    "北京市", "天津市", "上海市", "重庆市",
+    "河北省", "山西省", "辽宁省", "吉林省", "黑龙江省", "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省",
+    "河南省", "湖北省", "湖南省", "广东省", "海南省", "四川省", "贵州省", "云南省", "陕西省", "甘肃省", "青海省",
+    "台湾省",
+    "内蒙古自治区", "广西壮族自治区", "西藏自治区", "宁夏回族自治区", "新疆维吾尔自治区",
+    "香港特别行政区", "澳门特别行政区",
+)
+MUNICIPALITIES = frozenset(PROVINCES[:4])
+
+
+def _short(full: str) -> str:
+    for suffix in ("维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "特别行政区", "省", "市"):
+        if full.endswith(suffix):
+            return full[: -len(suffix)]
+    return full
+
+
+# longest first, full names before short ones: "吉林省吉林市" is the province 吉林省
+_PREFIXES = sorted([(full, full) for full in PROVINCES] + [(_short(full), full) for full in PROVINCES],
+                   key=lambda pair: (-len(pair[0]), pair[0] != pair[1]))
 _COUNTRY_ONLY = {"", "中国"}
-
-
 @dataclass(frozen=True, slots=True)
 class Attribution:
     """What the network knows of a number; empty strings where it knows nothing."""
@@ -30,20 +50,21 @@ class Attribution:
 
 
 def split_region(description: str) -> tuple[str, tuple[str, ...]]:
-    """Split a Chinese geocoder description into a province and its cities.
+    """Split a Chinese geocoder description into a province (its full name) and its cities.
 
-    ``"广东省深圳市"`` → ``("广东省", ("深圳市",))``; a municipality ``"北京市"`` is its own
-    province; ``"辽宁省沈阳市、铁岭市"`` names two cities; ``"中国"`` names none.
+    ``"广东省深圳市"`` → ``("广东省", ("深圳市",))``; ``"新疆乌鲁木齐市"`` → ``("新疆维吾尔自治区",
+    ("乌鲁木齐市",))``; a municipality ``"北京市"`` is its own province and city; ``"辽宁省沈阳市、
+    铁岭市"`` names two cities; ``"中国"`` names none.
     """
     if description in _COUNTRY_ONLY:
         return "", ()
-    m = _PROVINCE.match(description)
-    if m:
-        province, rest = m.group(1), m.group(2)
-    else:  # 北京市, 上海市, 天津市, 重庆市
-        province, rest = description, description
-    cities = tuple(c for c in rest.split("、") if c)
-    return province, cities
+    for prefix, full in _PREFIXES:
+        if description.startswith(prefix):
+            rest = description[len(prefix):]
+            if full in MUNICIPALITIES:
+                return full, (full,)
+            return full, tuple(c for c in rest.split("、") if c)
+    return description, (description,)  # a name we do not know: kept whole
 
 
 @functools.cache

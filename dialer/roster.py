@@ -26,8 +26,8 @@ _AGENT_ALIASES = {
 def _text(path: str | Path, encoding: str) -> str:
     try:
         data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImportFailed(f"{path}: cannot read: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise ImportFailed(f"{path!s:.200}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
     enc = detect_encoding(data, complete=True) if encoding == "auto" else check_encoding(encoding)
     return data.decode(enc, errors="replace").lstrip("\ufeff")
 

@@ -131,7 +131,10 @@ def test_agents(run, tmp_path) -> None:
 
 def test_dnc(run, tmp_path) -> None:
     assert run("dnc", "add", "138-0013-8000", "+86 139 1234 5678", "--reason", "投诉") == "2 added, 0 refreshed\n"
-    run("dnc", "add", "13800138000", "--until", "2030-01-01")
+    # a block is never shortened by a later add unless asked
+    assert run("dnc", "add", "13800138000", "--until", "2030-01-01") == \
+        "0 added, 0 refreshed, 1 kept blocked until later (--replace to shorten)\n"
+    run("dnc", "add", "13800138000", "--until", "2030-01-01", "--replace")
     rows = json.loads(run("dnc", "list", "--format", "json"))
     assert [(r["phone"], r["reason"]) for r in rows] == [("+8613800138000", "投诉"), ("+8613912345678", "投诉")]
     assert rows[0]["until"] == "2030-01-01T16:00:00+00:00"  # the end of 1 January in China

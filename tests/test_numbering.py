@@ -40,3 +40,34 @@ def test_attribution_and_area_code_agree_with_phonenumbers(nsn: str) -> None:
         assert attribute_cn(nsn, length) == attribute(number)
     elif kind is PhoneNumberType.MOBILE:
         assert attribute_cn(nsn, 0) == attribute(number)
+
+
+def test_every_province_in_phonenumbers_data_is_named_and_its_mobiles_dial_locally_at_home() -> None:
+    # checked against phonenumbers' own data: every description its geocoder gives a mobile
+    # prefix splits into one of the 34 provincial divisions and a city; in each of the 31
+    # mainland divisions, mobiles of a city with a known area code are local from that code
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    from dialer.dialplan import DialPlan, parse_number
+    from dialer.numbering import PROVINCES, area_code_for, split_region
+
+    seen: dict[str, int] = {}
+    local: dict[str, int] = {}
+    for prefix in range(1300000, 2000000, 3):
+        number = phonenumbers.PhoneNumber(country_code=86, national_number=prefix * 10000 + 1234)
+        description = geocoder.description_for_valid_number(number, "zh")
+        province, cities = split_region(description)
+        if not province:
+            continue
+        assert province in PROVINCES and cities, (prefix, description)
+        seen[province] = seen.get(province, 0) + 1
+        code = area_code_for(province, cities[0])
+        if code and province not in local:
+            info = parse_number(f"{prefix}1234", code)
+            assert (info.province, info.city, info.area_code) == (province, cities[0], code), (prefix, info)
+            assert DialPlan(home_area_code=code).decide(info).local, (prefix, code)
+            local[province] = prefix
+    mainland = set(PROVINCES) - {"台湾省", "香港特别行政区", "澳门特别行政区"}
+    assert set(seen) == mainland
+    assert set(local) == mainland, mainland - set(local)

@@ -293,7 +293,7 @@ def test_cli_predictive_campaign_options(db_url) -> None:
         assert (c.mode, c.handover, c.abandon_ivr, c.port_queue) == ("predictive", "queue", "9001", "waihu")
     engine.dispose()
     bad = runner.invoke(main, ["--db", db_url, "campaign", "update", "p", "--port-queue", "wai\nhu"])
-    assert bad.exit_code == 2 and "one line" in bad.output
+    assert bad.exit_code == 2 and "line break" in bad.output
     bad = runner.invoke(main, ["--db", db_url, "campaign", "update", "p", "--abandon-ivr", "90\n01"])
     assert bad.exit_code == 2 and "digits" in bad.output
     bad = runner.invoke(main, ["--db", db_url, "campaign", "create", "q", "--handover", "anyone"])

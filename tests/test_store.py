@@ -112,8 +112,11 @@ def test_agents_and_dnc(engine) -> None:
         assert [(a.staffid, a.name, a.skill) for a in repo.list_agents(s, "kefu")] == [("1001", "张三丰", 3), ("9001", "port", 1)]
         repo.remove_agent(s, "8001")
         assert len(repo.list_agents(s)) == 1
-        assert repo.add_dnc(s, ["+8613800138000", "+8613800138000", "+8613912345678"], "投诉") == 2
-        assert repo.add_dnc(s, ["+8613912345678"], until=WED_10) == 0
+        assert repo.add_dnc(s, ["+8613800138000", "+8613800138000", "+8613912345678"], "投诉").new == 2
+        # a later add never shortens a block unless asked
+        assert repo.add_dnc(s, ["+8613912345678"], until=WED_10) == (0, 0, 1)
+        assert repo.blocked_phones(s, WED_10 + dt.timedelta(days=999)) == {"+8613800138000", "+8613912345678"}
+        assert repo.add_dnc(s, ["+8613912345678"], until=WED_10, replace=True) == (0, 1, 0)
         assert repo.blocked_phones(s, WED_10 - dt.timedelta(seconds=1)) == {"+8613800138000", "+8613912345678"}
         assert repo.blocked_phones(s, WED_10) == {"+8613800138000"}
         assert repo.remove_dnc(s, ["+8613800138000"]) == 1

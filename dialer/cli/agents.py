@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dialer.cli.common import InputError, emit, guard, store_of
+from dialer.cli.common import FilePath, InputError, emit, guard, store_of
 from dialer.cli.app import main
 
 
@@ -21,7 +21,7 @@ def agents() -> None:
 
 
 @agents.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=FilePath(dir_okay=False))
 @click.option("--encoding", default="auto", show_default=True)
 @click.pass_context
 @guard
@@ -127,16 +127,19 @@ def _e164(numbers: Any) -> list[str]:
 @click.argument("numbers", nargs=-1, required=True)
 @click.option("--reason", default="")
 @click.option("--until", help="Until this date (YYYY-MM-DD, China time) or ISO time; default forever.")
+@click.option("--replace", is_flag=True, help="Set the end as given even where it shortens an existing block.")
 @click.pass_context
 @guard
-def dnc_add(ctx: click.Context, numbers: tuple[str, ...], reason: str, until: str | None) -> None:
-    """Put NUMBERS on the do-not-call list."""
+def dnc_add(ctx: click.Context, numbers: tuple[str, ...], reason: str, until: str | None, replace: bool) -> None:
+    """Put NUMBERS on the do-not-call list (a block already there is never shortened unless
+    --replace)."""
     from dialer.store.repo import add_dnc
 
     phones = _e164(numbers)
     with store_of(ctx).session() as s, s.begin():
-        new = add_dnc(s, phones, reason, _until(until))
-    click.echo(f"{new} added, {len(set(phones)) - new} refreshed")
+        added = add_dnc(s, phones, reason, _until(until), replace=replace)
+    click.echo(f"{added.new} added, {added.refreshed} refreshed"
+               + (f", {added.kept} kept blocked until later (--replace to shorten)" if added.kept else ""))
 
 
 @dnc.command("remove")
@@ -153,7 +156,7 @@ def dnc_remove(ctx: click.Context, numbers: tuple[str, ...]) -> None:
 
 
 @dnc.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=FilePath(dir_okay=False))
 @click.option("--reason", default="")
 @click.option("--encoding", default="auto", show_default=True)
 @click.pass_context
@@ -165,7 +168,7 @@ def dnc_import(ctx: click.Context, file: str, reason: str, encoding: str) -> Non
 
     phones, bad = read_dnc(file, encoding)
     with store_of(ctx).session() as s, s.begin():
-        new = add_dnc(s, phones, reason)
+        new = add_dnc(s, phones, reason).new
     click.echo(f"{file}: {new} added, {len(set(phones)) - new} already listed, {len(bad)} unreadable"
                + "".join(f"\n  line {line}: {why}" for line, why in bad[:20]))
 

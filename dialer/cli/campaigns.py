@@ -110,6 +110,7 @@ def campaign_create(ctx: click.Context, name: str, **opts: Any) -> None:
     with store_of(ctx).session() as s, s.begin():
         c = create_campaign(s, name, **opts)
         click.echo(f"created campaign {c.name!r} ({c.status}, {c.mode}, area code {c.area_code})")
+        _window_note(c)
 
 
 @campaign.command("update")
@@ -122,8 +123,18 @@ def campaign_update(ctx: click.Context, name: str, **opts: Any) -> None:
     from dialer.store.repo import update_campaign
 
     with store_of(ctx).session() as s, s.begin():
-        update_campaign(s, name, **opts)
-    click.echo(f"updated campaign {name!r}")
+        c = update_campaign(s, name, **opts)
+        click.echo(f"updated campaign {name!r}")
+        if opts.get("window"):
+            _window_note(c)
+
+
+def _window_note(c: Any) -> None:
+    """Say it when the calling window crosses midnight: it is supported, and rarely meant."""
+    if c.window_end != "24:00" and c.window_end <= c.window_start:
+        click.echo(f"note: the calling window {c.window_start}-{c.window_end} crosses midnight: it opens at "
+                   f"{c.window_start} on each calling day ({c.days}) and closes at {c.window_end} the next "
+                   f"morning, {c.timezone} time")
 
 
 @campaign.command("list")
@@ -177,7 +188,7 @@ def _status_command(action: str, doc: str) -> None:
         from dialer.store.repo import set_campaign_status
 
         with store_of(ctx).session() as s, s.begin():
-            c = set_campaign_status(s, name, action)
+            c = set_campaign_status(s, name, action, check_ready=True)
         click.echo(f"campaign {name!r} is {c.status}")
 
 

@@ -8,6 +8,16 @@ from typing import Any
 import click
 
 from dialer.errors import DialerError
+from dialer.redact import scrub
+
+
+class FilePath(click.Path):
+    """click.Path that refuses a NUL in the name (click's own raises ValueError on it)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("a file name cannot hold a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class InputError(click.ClickException):
@@ -42,12 +52,12 @@ class Store:
             try:
                 self._engine = worker_engine(self.url) if worker else make_engine(self.url)
             except StoreError as exc:
-                raise InputError(str(exc)) from None
+                raise InputError(scrub(str(exc))) from None
         if check_schema:
             try:
                 require_current(self._engine)
             except StoreError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(scrub(str(exc))) from None
         return self._engine
 
     def session(self) -> Any:
@@ -71,13 +81,14 @@ def guard(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except input_errors() as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(scrub(str(exc))) from None
         except DialerError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(scrub(str(exc))) from None
         except OperationalError as exc:
-            raise click.ClickException(f"database error: {str(exc.orig).strip().splitlines()[0]}") from None
+            raise click.ClickException(scrub(f"database error: {str(exc.orig).strip().splitlines()[0]}")) from None
         except SQLAlchemyError as exc:
-            raise click.ClickException(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            raise click.ClickException(
+                scrub(f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}")) from None
 
     return wrapper
 

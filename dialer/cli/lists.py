@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dialer.cli.common import InputError, emit, guard, store_of
+from dialer.cli.common import FilePath, InputError, emit, guard, store_of
 from dialer.cli.app import main
 
 
@@ -25,12 +25,12 @@ def _parse_map(items: tuple[str, ...]) -> dict[str, str]:
 
 @main.command("import")
 @click.argument("campaign_name", metavar="CAMPAIGN")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=FilePath(dir_okay=False))
 @click.option("--encoding", default="auto", show_default=True, help="auto, utf-8, gbk, gb18030, …")
 @click.option("--map", "maps", multiple=True, metavar="COLUMN=FIELD",
               help="Read COLUMN as FIELD (phone, name, customer_id, priority, timezone; - skips it).")
 @click.option("--dry-run", is_flag=True, help="Check everything, store nothing.")
-@click.option("--rejects", type=click.Path(dir_okay=False), help="Write refused rows to this CSV.")
+@click.option("--rejects", type=FilePath(dir_okay=False), help="Write refused rows to this CSV.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 @guard

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from dialer.errors import ScenarioError
-from dialer.cli.common import InputError
+from dialer.cli.common import FilePath, InputError
 from dialer.cli.app import main
 
 
@@ -17,7 +17,7 @@ from dialer.cli.app import main
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8081, show_default=True, type=click.IntRange(0, 65535),
               help="Port to bind (0: any free port, printed).")
-@click.option("--scenario", type=click.Path(dir_okay=False), help="Scenario TOML file (docs/simulator.md).")
+@click.option("--scenario", type=FilePath(dir_okay=False), help="Scenario TOML file (docs/simulator.md).")
 @click.option("--seed", type=int, help="Seed of the stochastic call model [scenario's, else 0].")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True),
               help="Multiply every simulated duration (0.01: a 2-minute talk lasts 1.2 s) [1].")

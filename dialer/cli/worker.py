@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from dialer.cli.common import emit, guard, iso_time, store_of
+from dialer.cli.common import FilePath, InputError, emit, guard, iso_time, store_of
 from dialer.cli.app import main
 
 
@@ -29,7 +29,7 @@ from dialer.cli.app import main
               help="Seconds calls in flight may go on after SIGTERM before they are hung up.")
 @click.option("--lease", type=float, default=60.0, show_default=True,
               help="Seconds a seat or contact lease lasts without renewal.")
-@click.option("--inbox", type=click.Path(file_okay=False), help="Import CSV files found in INBOX/<campaign>/.")
+@click.option("--inbox", type=FilePath(file_okay=False), help="Import CSV files found in INBOX/<campaign>/.")
 @click.option("--max-seats", type=click.IntRange(1), help="Take at most this many seats (split a roster "
               "between workers).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port.")
@@ -48,6 +48,7 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
     from dialer.clock import Clock
     from dialer.worker import Worker, WorkerOptions
 
+    _check_ws_url(cti_url)
     engine = store_of(ctx).engine(worker=True)
     clock = Clock(scale=time_scale, epoch=clock_epoch or _time.time(),
                   origin=iso_time(clock_start, "--clock-start"))
@@ -61,7 +62,10 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
         if metrics_port is not None:
             from dialer.metrics import serve_metrics
 
-            server = await serve_metrics(worker, metrics_port)
+            try:
+                server = await serve_metrics(worker, metrics_port)
+            except OSError as exc:
+                raise click.ClickException(f"--metrics-port {metrics_port}: cannot listen: {exc.strerror}") from None
         try:
             code = await worker.run()
         finally:
@@ -75,6 +79,21 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
         raise SystemExit(1)
 
 
+def _check_ws_url(url: str) -> None:
+    """--cti must be a ws:// or wss:// URL with a host: anything else would be retried forever."""
+    from urllib.parse import urlsplit
+
+    from dialer.redact import redact_url
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number fails here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise InputError(f"--cti: not a WebSocket URL (ws://HOST:PORT/PATH): {redact_url(url)!r}")
+
+
 @main.command("demo")
 @click.option("--agents", type=click.IntRange(1, 500), default=8, show_default=True)
 @click.option("--contacts", type=click.IntRange(1, 100_000), help="Rows of the example list to use (topped "
@@ -83,7 +102,7 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
               help="Real seconds per simulated second [0.01; predictive 0.05, so that the 2 s rule is 100 ms "
                    "of real time, well above the worker's own delay on a busy machine].")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--keep", type=click.Path(file_okay=False), help="Keep the database in this folder.")
+@click.option("--keep", type=FilePath(file_okay=False), help="Keep the database in this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--mode", type=click.Choice(["progressive", "predictive"]), default="progressive", show_default=True,
               help="predictive: dialler ports and the pacer, for --minutes of simulated time.")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dialer.errors import DialerError
+from dialer.redact import redact_url, split_password
 
 #: How long a SQLite writer waits for the lock before "database is locked" (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -78,10 +79,14 @@ def make_engine(url: str, *, statement_timeout_ms: int | None = None, pre_ping: 
     bounds every statement and lock wait (the worker's engine sets it: no database call of the
     daemon can hang); `pre_ping` checks a pooled connection before each use."""
     url = normalize_url(url)
+    found = split_password(url)
+    if found and "@" in found[1]:
+        raise StoreError(f"the password of {found[0]!r} holds an '@': write it as %40")
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a database URL: {url!r}") from exc
+        parsed.port  # noqa: B018  (a port that is not a number fails here, not at the first connection)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"not a database URL: {redact_url(url)!r}") from exc
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kw)
         event.listen(engine, "connect", _sqlite_pragmas)

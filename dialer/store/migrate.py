@@ -39,7 +39,7 @@ def current(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
-        raise StoreError(f"cannot open the database: {exc.orig}") from exc
+        raise StoreError(f"cannot open the database: {_first_line(exc.orig)}") from exc
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -58,3 +58,9 @@ def require_current(engine: Engine) -> None:
     if at != head():
         state = "has no dialer schema" if at is None else f"is at revision {at}, this dialer needs {head()}"
         raise StoreError(f"the database {state}; {UPGRADE_HINT}")
+
+
+def _first_line(error: BaseException) -> str:
+    """A driver's message on one line (psycopg adds hints on lines of their own)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -193,16 +193,38 @@ _TRANSITIONS = {
 }
 
 
-def set_campaign_status(s: Session, name: str, action: str) -> Campaign:
+def set_campaign_status(s: Session, name: str, action: str, *, check_ready: bool = False) -> Campaign:
     """pause | resume (also starts a draft) | archive | finish. Raises InvalidInput when the
-    campaign's status does not allow it."""
+    campaign's status does not allow it — or, with `check_ready` (what a user asks: the CLI and
+    the console), when a campaign to resume lacks what it needs to be dialled."""
     campaign = get_campaign(s, name)
     allowed, target = _TRANSITIONS[action]
     if campaign.status not in allowed:
         raise InvalidInput(f"cannot {action} campaign {name!r}: it is {campaign.status}")
+    if action == "resume" and check_ready:
+        missing = _not_ready(s, campaign)
+        if missing:
+            raise InvalidInput(f"cannot resume campaign {name!r}: " + "; ".join(missing))
     campaign.status = target
     s.flush()
     return campaign
+
+
+def _not_ready(s: Session, campaign: Campaign) -> list[str]:
+    """What a predictive campaign lacks to be dialled (nothing for a progressive one)."""
+    if campaign.mode != "predictive":
+        return []
+    missing = []
+    if not campaign.queue:
+        missing.append("it has no queue of agents to hand answered calls to (--queue)")
+    if not campaign.abandon_ivr:
+        missing.append("it has no abandon message: an answered call no agent can take must hear one "
+                       "(--abandon-ivr NODE)")
+    port_queue = campaign.port_queue or campaign.queue
+    if port_queue and not s.scalar(select(Agent.id).where(Agent.role == "port", Agent.queue == port_queue).limit(1)):
+        missing.append(f"queue {port_queue!r} has no dialer ports (dialer agents add STAFFID EXT --role port "
+                       f"--queue {port_queue})")
+    return missing
 
 
 def window_of(campaign: Campaign, timezone: str | None = None) -> CallingWindow:
@@ -232,18 +254,36 @@ def campaign_record(c: Campaign) -> dict[str, Any]:
 
 # -- do-not-call ----------------------------------------------------------------------------------
 
-def add_dnc(s: Session, phones: Iterable[str], reason: str = "", until: dt.datetime | None = None) -> int:
-    """Add (or refresh) E.164 numbers on the do-not-call list; returns how many were new."""
-    new = 0
+class DncAdded(NamedTuple):
+    new: int  # numbers not on the list before
+    refreshed: int  # on it already: reason and end updated
+    kept: int  # on it already until later (or for ever): the earlier end was not taken
+
+
+def later_end(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    """The later of two ends of a block (None: for ever)."""
+    return None if a is None or b is None else max(a, b)
+
+
+def add_dnc(s: Session, phones: Iterable[str], reason: str = "", until: dt.datetime | None = None, *,
+            replace: bool = False) -> DncAdded:
+    """Add (or refresh) E.164 numbers on the do-not-call list. A block is never shortened by a
+    later add unless `replace`: an entry already blocked until later keeps its end."""
+    new = refreshed = kept = 0
     for phone in dict.fromkeys(phones):
         entry = s.scalar(select(DoNotCall).where(DoNotCall.phone == phone))
         if entry is None:
             s.add(DoNotCall(phone=phone, reason=reason, until=until))
             new += 1
+            continue
+        end = until if replace else later_end(entry.until, until)
+        if end != until:
+            kept += 1
         else:
-            entry.reason, entry.until = reason or entry.reason, until
+            refreshed += 1
+        entry.reason, entry.until = reason or entry.reason, end
     s.flush()
-    return new
+    return DncAdded(new, refreshed, kept)
 
 
 def remove_dnc(s: Session, phones: Iterable[str]) -> int:
