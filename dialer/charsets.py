@@ -83,12 +83,8 @@ def detect(sample: bytes, *, complete: bool) -> str:
     for line in sample.split(b"\n"):
         if line.isascii():
             continue
-        if _decodes(line, "utf-8", True) is not None:
-            utf8 += 1
-        elif (text := _decodes(line, "gb18030", True)) is not None and plausible(text):
-            gb += 1
-        else:
-            neither += 1
+        which = _classify(line)[1]
+        utf8, gb, neither = utf8 + (which == "utf-8"), gb + (which == "gb18030"), neither + (which is None)
     if utf8 + gb > neither:
         return "utf-8" if utf8 > gb else "gb18030"
     from charset_normalizer import from_bytes  # slow to import: only for files neither of the above
@@ -97,6 +93,19 @@ def detect(sample: bytes, *, complete: bool) -> str:
     guess = f"; a guess from its bytes: {canonical(best.encoding)}" if best is not None else ""
     raise EncodingUnknown(f"cannot tell the file's encoding: it is neither UTF-8 nor GB18030; give it with "
                           f"--encoding (for example --encoding big5){guess}")
+
+
+def _classify(line: bytes) -> tuple[str | None, str | None]:
+    """A non-ASCII line's text and which of UTF-8 and GB18030 it is in (None: neither). A line
+    valid in both is UTF-8 when that reading holds Chinese, or the GB18030 one does not: short
+    GBK text is often valid UTF-8 too (叶霞, D2 B6 CF BC, reads as "Ҷϼ")."""
+    utf8 = _decodes(line, "utf-8", True)
+    if utf8 is not None and _CJK.search(utf8):
+        return utf8, "utf-8"
+    gb = _decodes(line, "gb18030", True)
+    if gb is not None and plausible(gb) and (utf8 is None or _CJK.search(gb)):
+        return gb, "gb18030"
+    return (utf8, "utf-8") if utf8 is not None else (None, None)
 
 
 class LineDecoder:
@@ -111,30 +120,18 @@ class LineDecoder:
     def decode(self, line: bytes) -> str | None:
         if line.isascii():
             return line.decode("ascii")
-        enc = self.encoding
-        if self._pair and enc == "gb18030":
-            # a UTF-8 line with Chinese in it is UTF-8 (read as GB18030 it would be mojibake
-            # that decodes without an error: 李四 → 鏉庡洓)
+        if not self._pair:
             try:
-                text = line.decode("utf-8")
+                return line.decode(self.encoding)
             except UnicodeDecodeError:
-                pass
-            else:
-                if _CJK.search(text):
-                    self.switched += 1
-                    return text
-        try:
-            return line.decode(enc)
-        except UnicodeDecodeError:
-            if not self._pair or enc == "gb18030":
                 return None
-        try:
-            text = line.decode("gb18030")  # a GB18030 line in a UTF-8 file
-        except UnicodeDecodeError:
+        text, which = _classify(line)
+        if which is None:
             return None
-        if not plausible(text):
-            return None
-        self.switched += 1
+        if which != ("gb18030" if self.encoding == "gb18030" else "utf-8"):
+            self.switched += 1
+        if self.encoding == "utf-8-sig" and text is not None:
+            text = text.removeprefix("\ufeff")
         return text
 
     def describe(self) -> str:

@@ -33,6 +33,7 @@ from dialer.csvio import CsvWriter, Records, sniff_delimiter
 from dialer.dialplan import DialPlan, NotDialable, parse_number
 from dialer.errors import DialerError
 from dialer.text import forbidden
+from dialer.store.listload import bulk_insert, db_time, load_chunk
 from dialer.store.models import Campaign, ImportBatch, utcnow
 from dialer.store.repo import plan_of
 from dialer.window import WindowError, zone
@@ -166,7 +167,8 @@ def _storable(raw: str) -> str:
 
 
 class _Good(NamedTuple):
-    """A row that passed every check, in the order of `_CONTACT_COLUMNS` after its first two."""
+    """A row that passed every check, in the order of `CONTACT_COLUMNS` (dialer/store/listload.py)
+    after its first two."""
 
     line: int
     raw: str
@@ -455,7 +457,9 @@ def _flush(s: Session, campaign: Campaign, batch: ImportBatch, chunk: list[_Good
             good[item.phone] = item
     conn = s.connection()
     if good:
-        stored, blocked = _known(conn, campaign.id, list(good), now)
+        stamp = db_time(conn, now)
+        stored, blocked = load_chunk(conn, campaign.id, {
+            phone: (campaign.id, batch.id, *item[2:], "pending", 0, stamp, stamp) for phone, item in good.items()}, now)
         for phone in stored.keys() | blocked:
             item = good.pop(phone)
             if phone in stored:
@@ -464,18 +468,13 @@ def _flush(s: Session, campaign: Campaign, batch: ImportBatch, chunk: list[_Good
                 refused.append(Reject(item.line, why, item.raw, "duplicates"))
             else:
                 refused.append(Reject(item.line, "on the do-not-call list", item.raw, "dnc"))
-    if good:
-        stamp = _db_time(conn, now)
-        rows = []
         for item in good.values():
             if item.timezone:
                 zones.add(item.timezone)
-            rows.append((campaign.id, batch.id, *item[2:], "pending", 0, stamp, stamp))
-        _bulk_insert(conn, "contacts", _CONTACT_COLUMNS, rows)
-        summary.imported += len(rows)
+        summary.imported += len(good)
     if refused:
         refused.sort(key=lambda r: r.line)
-        _bulk_insert(conn, "rejected_rows", ("batch_id", "line", "reason", "raw"),
+        bulk_insert(conn, "rejected_rows", ("batch_id", "line", "reason", "raw"),
                      [(batch.id, r.line, r.reason[:200], _storable(r.raw)) for r in refused])
         for r in refused:
             if r.kind == "duplicates":
@@ -486,45 +485,6 @@ def _flush(s: Session, campaign: Campaign, batch: ImportBatch, chunk: list[_Good
                 summary.rejected += 1
             if reject_out:
                 reject_out.write(r)
-
-
-def _known(conn: Any, campaign_id: int, phones: list[str], now: dt.datetime) -> tuple[dict[str, int], set[str]]:
-    """Which of `phones` the campaign holds already (phone → batch) and which are on the
-    do-not-call list now."""
-    stamp = _db_time(conn, now)
-    if conn.dialect.name == "postgresql":
-        stored = conn.exec_driver_sql(
-            "SELECT phone, batch_id FROM contacts WHERE campaign_id = %s AND phone = ANY(%s)",
-            (campaign_id, phones)).all()
-        blocked = conn.exec_driver_sql(
-            "SELECT phone FROM dnc WHERE phone = ANY(%s) AND (until IS NULL OR until > %s)", (phones, stamp)).all()
-    else:
-        marks = ",".join("?" * len(phones))
-        stored = conn.exec_driver_sql(
-            f"SELECT phone, batch_id FROM contacts WHERE campaign_id = ? AND phone IN ({marks})",
-            (campaign_id, *phones)).all()
-        blocked = conn.exec_driver_sql(
-            f"SELECT phone FROM dnc WHERE phone IN ({marks}) AND (until IS NULL OR until > ?)", (*phones, stamp)).all()
-    return dict(stored), {row[0] for row in blocked}
-
-
-_CONTACT_COLUMNS = ("campaign_id", "batch_id", *_Good._fields[2:], "status", "attempts", "next_attempt_at",
-                    "created_at")
-
-
-def _db_time(conn: Any, when: dt.datetime) -> Any:
-    """`when` as the column type stores it (UTCDateTime: naive UTC text on SQLite)."""
-    if conn.dialect.name == "sqlite":
-        return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return when
-
-
-def _bulk_insert(conn: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    """A plain DB-API executemany: the rows are already in the database's own types. (Through
-    SQLAlchemy's per-row parameter processing the insert costs four times as much.)"""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    conn.exec_driver_sql(sql, rows)
 
 
 def summary_json(summary: ImportSummary) -> str:

@@ -188,3 +188,14 @@ def test_no_option_value_makes_a_traceback(db, command, value) -> None:
     assert "Traceback" not in result.output
     if result.exit_code:
         assert result.output.strip(), args
+
+
+def test_the_documented_example_config_has_no_unknown_key(tmp_path) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(.*?)```", text, re.DOTALL).group(1)
+    config = tmp_path / "dialer.toml"
+    config.write_text(example.replace("postgresql+psycopg://dialer:s3cret@db.internal/dialer",
+                                      f"sqlite:///{tmp_path / 'd.db'}"), encoding="utf-8")
+    assert "database at" in run("--config", str(config), "db", "upgrade")

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -209,6 +209,7 @@ row_kinds = st.lists(st.one_of(st.just("good"), st.just("good"), st.just("duplic
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(kinds=["good", "duplicate"], encoding="gbk", pad=0, seed=4096)  # 叶霞 in GBK is valid UTF-8 ("Ҷϼ")
 @given(kinds=row_kinds, encoding=st.sampled_from(["utf-8", "utf-8-sig", "gbk", "gb18030"]),
        pad=st.integers(0, 3), seed=st.integers(0, 10**6))
 def test_every_good_row_in_every_bad_row_reported_once(tmp_path_factory, kinds, encoding, pad, seed) -> None:
@@ -250,3 +251,13 @@ def test_every_good_row_in_every_bad_row_reported_once(tmp_path_factory, kinds, 
         assert reason.startswith(bad[line].split(":")[0]) or bad[line] in reason, (line, reason, bad[line])
     assert summary.rows == summary.imported + summary.duplicates + summary.dnc + summary.rejected
     e.dispose()
+
+
+def test_ten_megabyte_fields_cost_their_own_rows(engine, tmp_path) -> None:
+    big = "张" * (10 * 1024 * 1024 // 3)
+    path = tmp_path / "l.csv"
+    path.write_text(f"phone,name\n13900000001,{big}\n13900000002,\"{big}\"\n13900000003,ok\n", encoding="utf-8")
+    summary = import_file(engine, "c", path)
+    assert (summary.imported, summary.rejected) == (1, 2)
+    assert rejected(engine) == [(2, "name longer than 100 characters"),
+                                (3, "malformed CSV: field larger than field limit (131072)")]

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dialer.cli.common import FilePath, InputError, emit, guard, store_of
+from dialer.cli.common import FilePath, InputError, emit, guard, iso_time, store_of
 from dialer.cli.app import main
 
 
@@ -90,24 +90,6 @@ def dnc() -> None:
     """The do-not-call list (numbers never dialled, in any campaign)."""
 
 
-def _until(value: str | None) -> Any:
-    import datetime as _dt
-
-    if value is None:
-        return None
-    try:
-        parsed = _dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--until: not a date or time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}") from None
-    if parsed.tzinfo is None:  # a bare date means the end of that day in China
-        from zoneinfo import ZoneInfo
-
-        if len(value) <= 10:
-            parsed = parsed + _dt.timedelta(days=1)
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return parsed.astimezone(_dt.timezone.utc)
-
-
 def _e164(numbers: Any) -> list[str]:
     from dialer.dialplan import Kind, NotDialable, parse_number
 
@@ -137,7 +119,7 @@ def dnc_add(ctx: click.Context, numbers: tuple[str, ...], reason: str, until: st
 
     phones = _e164(numbers)
     with store_of(ctx).session() as s, s.begin():
-        added = add_dnc(s, phones, reason, _until(until), replace=replace)
+        added = add_dnc(s, phones, reason, iso_time(until, "--until", whole_day=True), replace=replace)
     click.echo(f"{added.new} added, {added.refreshed} refreshed"
                + (f", {added.kept} kept blocked until later (--replace to shorten)" if added.kept else ""))
 

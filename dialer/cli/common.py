@@ -123,7 +123,9 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
         click.echo(table(rows, columns))
 
 
-def iso_time(value: str | None, option: str) -> Any:
+def iso_time(value: str | None, option: str, *, whole_day: bool = False) -> Any:
+    """An ISO 8601 date or time from an option, aware (China time if it has no offset). With
+    `whole_day`, a bare date means the end of that day (``--until 2030-01-01``)."""
     import datetime as _dt
 
     if value is None:
@@ -131,11 +133,11 @@ def iso_time(value: str | None, option: str) -> Any:
     try:
         parsed = _dt.datetime.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{option}: not an ISO 8601 time: {value!r}") from None
+        raise InputError(f"{option}: not a date or time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}") from None
     if parsed.tzinfo is None:
         from zoneinfo import ZoneInfo
 
+        if whole_day and len(value) <= 10:
+            parsed = parsed + _dt.timedelta(days=1)
         parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     return parsed
-
-
