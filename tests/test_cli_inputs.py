@@ -199,3 +199,14 @@ def test_the_documented_example_config_has_no_unknown_key(tmp_path) -> None:
     config.write_text(example.replace("postgresql+psycopg://dialer:s3cret@db.internal/dialer",
                                       f"sqlite:///{tmp_path / 'd.db'}"), encoding="utf-8")
     assert "database at" in run("--config", str(config), "db", "upgrade")
+
+
+def test_tables_align_by_display_width() -> None:
+    from rich.cells import cell_len
+
+    from dialer.cli.common import table
+
+    lines = table([{"name": "回访活动", "n": 1}, {"name": "abc", "n": 22}], ["name", "n"]).splitlines()
+    # each value of the second column starts at the same terminal column
+    starts = [cell_len(line[: line.rindex(" ") + 1]) for line in lines]
+    assert len(set(starts)) == 1, lines
