@@ -24,10 +24,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         return value
     try:
         data = tomllib.loads(Path(value).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{value}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise InputError(f"{value}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # (both ValueErrors: caught first)
         raise InputError(f"{value}: {exc}") from None
+    except ValueError:  # a NUL in the file name
+        raise InputError(f"{value!r}: cannot read: not a file name") from None
     found = _defaults(value, ctx.command, data, "")
     # the group's own options are applied in main(): click's default map shares one namespace
     # between a group's options and its commands, and `--db` would collide with `dialer db`

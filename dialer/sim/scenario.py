@@ -185,10 +185,12 @@ def load_scenario(path: str | Path) -> SimConfig:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{path}: not UTF-8 ({exc.reason})") from None
+    except ValueError:  # a NUL in the file name
+        raise ScenarioError(f"{path!r}: cannot read: not a file name") from None
     return parse_scenario(data, str(path))
