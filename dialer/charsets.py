@@ -95,12 +95,18 @@ def detect(sample: bytes, *, complete: bool) -> str:
                           f"--encoding (for example --encoding big5){guess}")
 
 
-def _classify(line: bytes) -> tuple[str | None, str | None]:
-    """A non-ASCII line's text and which of UTF-8 and GB18030 it is in (None: neither). A line
-    valid in both is UTF-8 when that reading holds Chinese, or the GB18030 one does not: short
-    GBK text is often valid UTF-8 too (叶霞, D2 B6 CF BC, reads as "Ҷϼ")."""
+def _classify(line: bytes, prefer: str = "") -> tuple[str | None, str | None]:
+    """A non-ASCII line's text and which of UTF-8 and GB18030 it is in (None: neither).
+
+    A line that reads in both: in a file detected as UTF-8 (`prefer`), UTF-8 — "José",
+    "Müller" and "25°C" are valid GB18030 too, as Chinese. Otherwise the reading that holds
+    Chinese: short GBK text is often valid UTF-8 (叶霞, D2 B6 CF BC, reads "Ҷϼ"), and a UTF-8
+    line pasted into a GBK file reads as GB18030 mojibake (李四 → 鏉庡洓). A reading with
+    Hangul, kana or C1 controls is no reading."""
     utf8 = _decodes(line, "utf-8", True)
-    if utf8 is not None and _CJK.search(utf8):
+    if utf8 is not None and not plausible(utf8):
+        utf8 = None
+    if utf8 is not None and (prefer == "utf-8" or _CJK.search(utf8)):
         return utf8, "utf-8"
     gb = _decodes(line, "gb18030", True)
     if gb is not None and plausible(gb) and (utf8 is None or _CJK.search(gb)):
@@ -125,13 +131,13 @@ class LineDecoder:
                 return line.decode(self.encoding)
             except UnicodeDecodeError:
                 return None
-        text, which = _classify(line)
+        if line.startswith(codecs.BOM_UTF8):  # the file's BOM, before the first header
+            line = line[3:]
+        text, which = _classify(line, "gb18030" if self.encoding == "gb18030" else "utf-8")
         if which is None:
             return None
         if which != ("gb18030" if self.encoding == "gb18030" else "utf-8"):
             self.switched += 1
-        if self.encoding == "utf-8-sig" and text is not None:
-            text = text.removeprefix("\ufeff")
         return text
 
     def describe(self) -> str:

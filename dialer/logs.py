@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from dialer.redact import ScrubFilter
+from dialer.redact import ScrubFilter, rewrite_record
 
 _PHONE = re.compile(r"(?<![\d.])(\+86|\+)?(\d{3})\d{0,8}(\d{4})(?![\d.])")
 
@@ -34,10 +34,7 @@ def mask_numbers(text: str) -> str:
 class MaskFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.INFO:
-            message = record.getMessage()
-            masked = mask_numbers(message)
-            if masked != message:
-                record.msg, record.args = masked, None
+            rewrite_record(record, mask_numbers)
         return True
 
 
@@ -74,8 +71,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
                "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # the filters' scrubbed text when they made one
+            out["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)
 
 

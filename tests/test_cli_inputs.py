@@ -210,3 +210,38 @@ def test_tables_align_by_display_width() -> None:
     # each value of the second column starts at the same terminal column
     starts = [cell_len(line[: line.rindex(" ") + 1]) for line in lines]
     assert len(set(starts)) == 1, lines
+
+
+def test_a_negative_flag_in_the_config_means_what_it_says(db, tmp_path) -> None:
+    from dialer.cli.app import _defaults
+    from dialer.cli.app import main as group
+
+    assert _defaults("f", group, {"no-mask-numbers": True}, "") == {"mask_numbers": False}
+    assert _defaults("f", group, {"mask-numbers": False}, "") == {"mask_numbers": False}
+    config = tmp_path / "c.toml"
+    config.write_text("no-mask-numbers = 3\n", encoding="utf-8")
+    assert "true or false" in run("--config", str(config), "db", "current", code=2)
+
+
+def test_a_date_out_of_range_is_one_line(db) -> None:
+    assert "--until" in run("dnc", "add", "13900000000", "--until", "9999-12-31", code=2, db=db)
+
+
+def test_a_traceback_in_the_log_shows_neither_password_nor_number() -> None:
+    import logging
+
+    from dialer.logs import setup
+    from dialer.redact import redact_url, remember
+
+    remember(f"postgresql://u:{SECRET}@h/db")
+    stream = io.StringIO()
+    for fmt in ("text", "json"):
+        handler = setup(logging.INFO, fmt=fmt)
+        handler.setStream(stream)
+        try:
+            raise RuntimeError(f"cannot connect with {SECRET} for +8613912345678")
+        except RuntimeError:
+            logging.getLogger("dialer.t").exception("failed")
+    out = stream.getvalue()
+    assert SECRET not in out and "13912345678" not in out and "+86139****5678" in out
+    assert redact_url(f"postgresql://h/db?password={SECRET}") == "postgresql://h/db?password=***"

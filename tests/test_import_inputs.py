@@ -261,3 +261,19 @@ def test_ten_megabyte_fields_cost_their_own_rows(engine, tmp_path) -> None:
     assert (summary.imported, summary.rejected) == (1, 2)
     assert rejected(engine) == [(2, "name longer than 100 characters"),
                                 (3, "malformed CSV: field larger than field limit (131072)")]
+
+
+def test_excel_csv_utf8_with_a_bom_and_accented_names(engine, tmp_path) -> None:
+    # the BOM is not part of the header; "José" is not GB18030 Chinese in a UTF-8 file
+    path = tmp_path / "l.csv"
+    path.write_bytes("\ufeffname,phone\nJosé Müller,13900000001\n恪娟芳,13900000002\n".encode())
+    summary = import_file(engine, "c", path)
+    assert (summary.imported, summary.encoding) == (2, "utf-8-sig")
+    assert names(engine) == {"+8613900000001": "José Müller", "+8613900000002": "恪娟芳"}
+
+
+def test_a_gbk_name_whose_bytes_read_as_hangul_in_utf8_is_gbk(engine, tmp_path) -> None:
+    path = tmp_path / "l.csv"
+    path.write_bytes("phone,name\n13900000001,恪娟芳\n13900000002,张三\n".encode("gbk"))
+    import_file(engine, "c", path)
+    assert set(names(engine).values()) == {"恪娟芳", "张三"}

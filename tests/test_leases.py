@@ -191,6 +191,44 @@ def test_a_lease_lost_between_the_claim_and_its_attempts_writes_no_attempt(engin
         assert s.scalars(select(Contact.claimed_by)).all() == [None]  # let go at once
 
 
+def test_a_contact_taken_by_another_worker_between_the_claim_and_its_attempts_is_not_dialled(engine,
+                                                                                           monkeypatch) -> None:
+    # w1's claim commits; w1 stalls past its contact lease before writing the attempt; w2 claims
+    # the contact and writes its own. w1's attempt must not be written: two calls at once
+    if engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the claim and its attempts are one transaction")
+    setup(engine)
+    token, seats = start(engine)
+    later = WED_10 + LEASE + dt.timedelta(seconds=1)
+    real = claim_mod.claim_in
+    taken = []
+
+    def then_taken(*args, **kw):
+        got = real(*args, **kw)
+        monkeypatch.setattr(claim_mod, "claim_in", real)
+        leases.renew(engine, "w1", token, later - dt.timedelta(seconds=1), LEASE)  # w1 keeps its seat
+        t2, _ = leases.register_worker(engine, "w2", later, LEASE, pid=200, pid_alive=dead, host="h")
+        held = [r.extension for r in leases.lease_seats(engine, "w2", t2, ["kefu"], later, LEASE)]
+        taken.extend(claim_mod.claim_for_queues(engine, "w2", t2, [([campaign(engine)], held)], later, LEASE))
+        return got
+
+    monkeypatch.setattr(claim_mod, "claim_in", then_taken)
+    assert claim(engine, "w1", token, seats) == []
+    assert [st.seat for _, st in taken] == ["602"]
+    with Session(engine) as s:
+        assert [(a.worker_id, a.seat) for a in s.scalars(select(Attempt))] == [("w2", "602")]
+
+
+def test_the_database_refuses_a_second_open_attempt_of_a_contact(engine) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    setup(engine)
+    token, seats = start(engine)
+    [(_, st)] = claim(engine, "w1", token, seats)
+    with pytest.raises(IntegrityError), Session(engine) as s, s.begin():
+        s.add(Attempt(campaign_id=1, contact_id=st.contact.id, attempt_no=2, seat="602"))
+
+
 def test_a_lapsed_seat_passes_on_with_its_call(engine) -> None:
     setup(engine)
     t1, seats = start(engine)

@@ -40,8 +40,16 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 
 def _defaults(file: str, command: click.Command, data: dict[str, Any], where: str) -> dict[str, Any]:
     """A click default map for `command` from a config table; InputError for an unknown name."""
-    by_option = {o[2:]: p.name for p in command.params for o in (*p.opts, *p.secondary_opts)
-                 if o.startswith("--") and p.name not in ("config", "help", "version")}
+    by_option: dict[str, tuple[str, bool]] = {}  # long name → (parameter, the --no- side of a flag)
+    for p in command.params:
+        if p.name in ("config", "help", "version"):
+            continue
+        for o in p.opts:
+            if o.startswith("--"):
+                by_option[o[2:]] = (p.name, False)
+        for o in p.secondary_opts:
+            if o.startswith("--"):
+                by_option[o[2:]] = (p.name, True)
     out: dict[str, Any] = {}
     for key, val in data.items():
         name = key.replace("_", "-")
@@ -52,7 +60,10 @@ def _defaults(file: str, command: click.Command, data: dict[str, Any], where: st
                 raise InputError(f"{file}: unknown section [{where}{key}] (commands: {known})")
             out[key] = _defaults(file, sub, val, f"{where}{key}.")
         elif name in by_option:
-            out[by_option[name]] = val
+            param, negated = by_option[name]
+            if negated and not isinstance(val, bool):
+                raise InputError(f"{file}: {key} must be true or false")
+            out[param] = (not val) if negated else val
         else:
             section = f"[{where[:-1]}]" if where else "the top level"
             raise InputError(f"{file}: unknown key {key!r} in {section} (options: {', '.join(sorted(by_option))})")

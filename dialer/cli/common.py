@@ -130,14 +130,15 @@ def iso_time(value: str | None, option: str, *, whole_day: bool = False) -> Any:
 
     if value is None:
         return None
+    from zoneinfo import ZoneInfo
+
     try:
         parsed = _dt.datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            if whole_day and len(value) <= 10:
+                parsed = parsed + _dt.timedelta(days=1)
+            parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+        parsed.astimezone(_dt.timezone.utc)  # 9999-12-31 at the end of the day is out of range
+    except (ValueError, OverflowError):
         raise InputError(f"{option}: not a date or time (YYYY-MM-DD[THH:MM[+08:00]]): {value!r}") from None
-    if parsed.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
-        if whole_day and len(value) <= 10:
-            parsed = parsed + _dt.timedelta(days=1)
-        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
     return parsed

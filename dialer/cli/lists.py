@@ -60,8 +60,8 @@ def import_cmd(ctx: click.Context, campaign_name: str, file: str, encoding: str,
         click.echo(f"note: {summary.other_encoding_rows} rows were in {other}, not {summary.encoding} (a file "
                    "stitched from two exports); they were read as " + other)
     if summary.extra_cells_rows:
-        click.echo(f"note: {summary.extra_cells_rows} rows have cells beyond the header's {len(summary.columns)} "
-                   "columns; they are kept as extra data (column7, …) — check the file's header")
+        click.echo(f"note: {summary.extra_cells_rows} rows have cells beyond the header's columns; they are kept "
+                   "as extra data (column7, …) — check the file's header")
     if rejects and summary.rows - summary.imported:
         click.echo(f"refused rows written to {rejects}")
 

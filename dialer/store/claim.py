@@ -25,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, and_, bindparam, exists, false, func, insert, literal_column, or_, select, true, union_all, update
+from sqlalchemy import Connection, Engine, Integer, and_, bindparam, exists, false, func, literal_column, or_, select, true, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import Executable
 
 from dialer.store import prepared
@@ -150,7 +152,7 @@ _ATTEMPT_COLUMNS = ("campaign_id", "contact_id", "dial_string", "created_at")
 _BLANK = ("callid", "province", "city", "isp", "detail")  # filled in later
 
 
-def _attempts_statement(n: int) -> Executable:
+def _attempts_statement(n: int, postgresql: bool) -> Executable:
     """`n` attempts in one statement, each written only on a seat the worker holds under its
     live lease (each numbered after its contact's earlier ones)."""
     a = Agent.__table__.c
@@ -164,11 +166,18 @@ def _attempts_statement(n: int) -> Executable:
                    bindparam("token", type_=_a.lease_token.type), number, *[literal_column("''")] * len(_BLANK))
             .select_from(Agent.__table__)
             .where(a.extension == bindparam(f"seat_{i}", type_=a.extension.type), a.claimed_by == bindparam("worker"),
-                   a.lease_token == bindparam("token"), _live_lease()))
-    return (insert(Attempt.__table__)
+                   a.lease_token == bindparam("token"), _live_lease(),
+                   # the contact is still ours: another worker may have claimed it once our
+                   # contact lease lapsed between the claim and this statement
+                   exists().where(_c.id == bindparam(f"contact_id_{i}", type_=Integer),
+                                  _c.claimed_by == bindparam("worker"))))
+    dialect_insert = pg_insert if postgresql else sqlite_insert
+    stmt = (dialect_insert(Attempt.__table__)
             .from_select([*_ATTEMPT_COLUMNS, "worker_id", "seat", "agent_extension", "lease_token", "attempt_no", *_BLANK],
-                         rows[0] if n == 1 else union_all(*rows))
-            .returning(_a.id, _a.contact_id))
+                         rows[0] if n == 1 else union_all(*rows)))
+    # a contact with an open attempt (uq_attempts_open_contact) gets none: let go, not dialled
+    conflict = dict(index_elements=[_a.contact_id], index_where=_a.ended_at.is_(None))
+    return stmt.on_conflict_do_nothing(**conflict).returning(_a.id, _a.contact_id)
 
 
 def _invalid_statement() -> Executable:
@@ -232,7 +241,7 @@ def claim_for_queues(engine: Engine, worker_id: str, token: int,
             params.update({f"campaign_id_{i}": campaign.id, f"contact_id_{i}": contact.id, f"seat_{i}": seat,
                            f"dial_string_{i}": dial_string, f"created_at_{i}": now})
         ids = dict((contact_id, attempt_id) for attempt_id, contact_id in  # RETURNING keeps no order
-                   prepared.run(conn, ("attempts", n), lambda: _attempts_statement(n), params))
+                   prepared.run(conn, ("attempts", n), lambda: _attempts_statement(n, conn.dialect.name == "postgresql"), params))
         refused = [contact.id for _, contact, _, _ in chosen if contact.id not in ids]
         if refused:
             prepared.run_many(conn, "release", _release_statement, [{"id": x, "worker": worker_id} for x in refused])

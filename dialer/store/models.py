@@ -150,6 +150,9 @@ class Attempt(Base):
         Index("ix_attempts_contact", "contact_id"),
         Index("ix_attempts_open", "worker_id", "ended_at"),
         Index("ix_attempts_open_seat", "seat", "ended_at"),
+        # never two calls of one contact at once: at most one open attempt, whatever the leases say
+        Index("uq_attempts_open_contact", "contact_id", unique=True, postgresql_where=text("ended_at IS NULL"),
+              sqlite_where=text("ended_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
