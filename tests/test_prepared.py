@@ -91,8 +91,9 @@ def test_run_many_writes_every_row(engine) -> None:
     cid = _contact(engine)
     with Session(engine) as s, s.begin():
         campaign = s.scalars(select(Campaign)).one()
-        for _ in range(3):
-            s.add(Attempt(campaign_id=campaign.id, contact_id=cid, attempt_no=1, lease_token=7))
+        for n in range(3):  # (one open attempt per contact: the first two ended)
+            s.add(Attempt(campaign_id=campaign.id, contact_id=cid, attempt_no=n + 1, lease_token=7,
+                          ended_at=WHEN if n < 2 else None))
     with Session(engine) as s:
         ids = list(s.scalars(select(Attempt.id)))
     a = Attempt.__table__.c
