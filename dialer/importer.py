@@ -63,6 +63,12 @@ class ImportFailed(DialerError):
     """The file as a whole cannot be imported (unreadable, no phone column, bad mapping)."""
 
 
+def unreadable(path: str | os.PathLike[str], exc: OSError | ValueError, what: str = "cannot read") -> ImportFailed:
+    """The one-line error for a file that cannot be opened (a ValueError: a NUL in its name)."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a file name"
+    return ImportFailed(f"{os.fspath(path)!s:.200}: {what}: {why}")
+
+
 def header_key(name: str) -> str:
     return "".join(ch for ch in name.strip().lower() if ch not in " _-.\u3000\ufeff")
 
@@ -288,7 +294,7 @@ def import_file(
     try:
         handle = path.open("rb")
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
-        raise ImportFailed(f"{path!s:.200}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
+        raise unreadable(path, exc) from None
     with handle, Session(engine, expire_on_commit=False) as s:
         from dialer.store.repo import get_campaign  # local: repo imports nothing of ours back
 
@@ -422,8 +428,7 @@ class _RejectWriter:
         try:
             self.handle = open(self.part, "w", encoding="utf-8-sig", newline="")
         except (OSError, ValueError) as exc:
-            raise ImportFailed(f"{path!s:.200}: cannot write the rejects file: "
-                               f"{getattr(exc, 'strerror', None) or 'not a file name'}") from None
+            raise unreadable(path, exc, "cannot write the rejects file") from None
         self.writer = CsvWriter(self.handle, lineterminator="\r\n")
         self.writer.writerow(["line", "reason", "row"])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dialer.dialplan import Kind, NotDialable, parse_number
 from dialer.csvio import sniff_delimiter
-from dialer.importer import ImportFailed, check_encoding, detect_encoding, header_key
+from dialer.importer import check_encoding, detect_encoding, header_key, unreadable
 from dialer.store.repo import AgentRow, InvalidInput
 
 AGENT_COLUMNS = ("staffid", "name", "extension", "queue", "skill", "role")
@@ -27,7 +27,7 @@ def _text(path: str | Path, encoding: str) -> str:
     try:
         data = Path(path).read_bytes()
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
-        raise ImportFailed(f"{path!s:.200}: cannot read: {getattr(exc, 'strerror', None) or 'not a file name'}") from None
+        raise unreadable(path, exc) from None
     enc = detect_encoding(data, complete=True) if encoding == "auto" else check_encoding(encoding)
     return data.decode(enc, errors="replace").lstrip("\ufeff")
 

@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, and_, bindparam, exists, false, func, literal_column, or_, select, true, union_all, update
+from sqlalchemy import (Connection, Engine, Integer, and_, bindparam, exists, false, func, literal_column, or_, select,
+                        true, union_all, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import Executable
@@ -173,8 +174,8 @@ def _attempts_statement(n: int, postgresql: bool) -> Executable:
                                   _c.claimed_by == bindparam("worker"))))
     dialect_insert = pg_insert if postgresql else sqlite_insert
     stmt = (dialect_insert(Attempt.__table__)
-            .from_select([*_ATTEMPT_COLUMNS, "worker_id", "seat", "agent_extension", "lease_token", "attempt_no", *_BLANK],
-                         rows[0] if n == 1 else union_all(*rows)))
+            .from_select([*_ATTEMPT_COLUMNS, "worker_id", "seat", "agent_extension", "lease_token", "attempt_no",
+                          *_BLANK], rows[0] if n == 1 else union_all(*rows)))
     # a contact with an open attempt (uq_attempts_open_contact) gets none: let go, not dialled
     conflict = dict(index_elements=[_a.contact_id], index_where=_a.ended_at.is_(None))
     return stmt.on_conflict_do_nothing(**conflict).returning(_a.id, _a.contact_id)
@@ -240,8 +241,9 @@ def claim_for_queues(engine: Engine, worker_id: str, token: int,
         for i, (campaign, contact, seat, dial_string) in enumerate(chosen):
             params.update({f"campaign_id_{i}": campaign.id, f"contact_id_{i}": contact.id, f"seat_{i}": seat,
                            f"dial_string_{i}": dial_string, f"created_at_{i}": now})
+        pg = conn.dialect.name == "postgresql"
         ids = dict((contact_id, attempt_id) for attempt_id, contact_id in  # RETURNING keeps no order
-                   prepared.run(conn, ("attempts", n), lambda: _attempts_statement(n, conn.dialect.name == "postgresql"), params))
+                   prepared.run(conn, ("attempts", n), lambda: _attempts_statement(n, pg), params))
         refused = [contact.id for _, contact, _, _ in chosen if contact.id not in ids]
         if refused:
             prepared.run_many(conn, "release", _release_statement, [{"id": x, "worker": worker_id} for x in refused])

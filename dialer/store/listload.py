@@ -68,8 +68,8 @@ def _load_pg(conn: Any, campaign_id: int, rows: Mapping[str, tuple[Any, ...]],
              now: dt.datetime) -> tuple[dict[str, int], set[str]]:
     columns = ", ".join(CONTACT_COLUMNS)
     conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} AS SELECT {columns} FROM contacts WITH NO DATA")
-    cursor = conn.connection.dbapi_connection.cursor()
-    with cursor.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
+    with conn.connection.dbapi_connection.cursor() as cursor, \
+            cursor.copy(f"COPY {_STAGE} ({columns}) FROM STDIN") as copy:
         for values in rows.values():
             copy.write_row(values)
     # one statement: insert what is new and not blocked, and say why the others were not (a
