@@ -37,6 +37,11 @@ from dialer.errors import DialerError
 ABANDON_AFTER = 2.0
 
 
+#: the detail an abandoned call's attempt carries once its customer was sent to the abandon
+#: message (the compliance report counts them)
+IVR_SENT = "sent to IVR node"
+
+
 class Phase(str, enum.Enum):
     DIALLING = "dialling"  # the port's call, not answered yet (the CallTracker's business)
     WAITING = "waiting"  # answered, no agent yet

@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, carrier, carrierdata, geocoder, geodata
+from phonenumbers import PhoneNumberType
+
+# (phonenumbers' geocoder and carrier data take a third of a second and 150 MB to load: they are
+# imported where a number is attributed, so that commands that never attribute one start fast)
 
 #: the 34 provincial divisions by their full names; phonenumbers writes some of them short
 #: ("新疆乌鲁木齐市", "内蒙古通辽市", "云南红河", "天津")
@@ -72,6 +75,8 @@ def _area_codes() -> dict[tuple[str, str], str]:
     """(province, city) → area code, read off phonenumbers' own fixed-line metadata."""
     table: dict[tuple[str, str], str] = {}
     ambiguous: set[tuple[str, str]] = set()
+    from phonenumbers import geocoder
+
     codes = ["10", *map(str, range(20, 30)), *map(str, range(300, 1000))]
     for code in codes:
         for subscriber in ("23456789", "2345678", "6234567"):
@@ -103,6 +108,7 @@ def attribute(number: phonenumbers.PhoneNumber) -> Attribution:
         return Attribution()
     length = phonenumbers.length_of_geographical_area_code(number)
     code = "0" + phonenumbers.national_significant_number(number)[:length] if length else ""
+    from phonenumbers import carrier, geocoder
     return _attribution(geocoder.description_for_number(number, "zh"), carrier.name_for_number(number, "zh"), code)
 
 
@@ -202,6 +208,7 @@ def attribute_cn(nsn: str, area_length: int) -> Attribution:
     mobile has `area_length` 0. Costs two prefix-table walks; the few thousand distinct
     answers are shared."""
     digits = "86" + nsn
+    from phonenumbers import carrierdata, geodata
     description = _prefix_name(geodata.GEOCODE_DATA, geodata.GEOCODE_LONGEST_PREFIX, digits)
     if area_length:
         return _attribution(description, "", "0" + nsn[:area_length])

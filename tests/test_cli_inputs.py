@@ -82,7 +82,11 @@ def test_a_metrics_port_in_use_is_one_line(db) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         out = run("worker", "--cti", "ws://127.0.0.1:1/x", "--metrics-port", str(port), code=1, db=db)
-    assert f"--metrics-port {port}" in out
+    assert f"--metrics-port {port}: cannot listen on 127.0.0.1: " in out
+    # an address not of this machine (TEST-NET-3): one line too
+    out = run("worker", "--cti", "ws://127.0.0.1:1/x", "--metrics-port", "0", "--metrics-host", "203.0.113.7",
+              code=1, db=db)
+    assert "--metrics-port 0: cannot listen on 203.0.113.7: " in out
 
 
 # -- the configuration file -----------------------------------------------------------------------

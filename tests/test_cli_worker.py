@@ -50,15 +50,21 @@ def test_demo_json_and_reports(tmp_path) -> None:
     assert {"id", "campaign", "phone", "attempt", "seat", "dial_string", "callid", "started_at", "ringing_at",
             "answered_at", "ended_at", "outcome", "talk_seconds"} <= set(rows[0])
     assert all(r["dial_string"].isdigit() and r["dial_string"].startswith("9") for r in rows)
-    assert rows[0]["started_at"].endswith("+00:00")
+    assert rows[0]["started_at"].endswith("+08:00")  # in the campaign's timezone
     report = json.loads(runner.invoke(main, ["--db", db, "report", "summary", "--format", "json"]).output)
     assert report[0]["attempts"] == summary["attempts"]
     agents = json.loads(runner.invoke(main, ["--db", db, "report", "agents", "--format", "json"]).output)
-    assert sum(a["attempts"] for a in agents) == summary["attempts"] and len(agents) <= 6
+    assert sum(a["calls"] for a in agents) == summary["answered"] and len(agents) == 6
+    assert all(0 < a["occupancy"] < 1 and a["logged_in_seconds"] > 0 for a in agents)
     hourly = json.loads(runner.invoke(main, ["--db", db, "report", "hourly", "--format", "json"]).output)
-    assert sum(h["attempts"] for h in hourly) == summary["attempts"] and hourly[0]["hour"].endswith("+08:00")
+    assert sum(h["dials"] for h in hourly) == summary["attempts"] and hourly[0]["interval"].endswith("+08:00")
+    assert all(h["agents_logged_in"] == 6 for h in hourly)
     outcomes = json.loads(runner.invoke(main, ["--db", db, "report", "outcomes", "--format", "json"]).output)
-    assert {o["outcome"]: o["attempts"] for o in outcomes} == summary["outcomes"]
+    assert {o["outcome"]: o["attempts"] for o in outcomes if o["pass"] == "all"} == summary["outcomes"]
+    days = json.loads(runner.invoke(main, ["--db", db, "report", "compliance", "--format", "json"]).output)
+    assert sum(d["live_answers"] for d in days) == summary["live_answers"]
+    status = json.loads(runner.invoke(main, ["--db", db, "status", "--format", "json"]).output)
+    assert status["alive"] == 0 and status["workers"][0]["worker"] == "demo" and not status["workers"][0]["alive"]
     table = runner.invoke(main, ["--db", db, "report", "summary"]).output
     assert table.splitlines()[0].split()[:3] == ["campaign", "status", "contacts"]
     bad = runner.invoke(main, ["--db", db, "report", "summary", "--campaign", "nope"])

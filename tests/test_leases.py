@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from dialer.outcomes import decide_retry
 from dialer.store import attempts as db
 from dialer.store import claim as claim_mod
-from dialer.store import leases, repo
+from dialer.store import dialable, leases, repo
 from dialer.store.leases import LeaseLost, WorkerIdInUse
 from dialer.store.models import Attempt, Contact
 
@@ -61,7 +61,7 @@ def end(outcome="answered", now=WED_10):
 def retry_for(engine, outcome, now=WED_10):
     c = campaign(engine)
     return decide_retry(outcome, attempts=0, free_misses=0, max_attempts=c.max_attempts, delays=c.retry_delays,
-                        window=repo.window_of(c), now=now)
+                        window=dialable.window_of(c), now=now)
 
 
 def test_an_outcome_lands_at_most_once_and_only_under_its_token(engine) -> None:

@@ -110,11 +110,16 @@ async def test_two_answers_one_free_agent(engine, handover, server) -> None:
     assert pending[0].next_attempt_at - lost.ended_at >= dt.timedelta(hours=72)
     assert worker.stats.outcomes == {"answered": 1, "abandoned": 1}
     from dialer.metrics import render
+    from tests.test_inbox_metrics import samples, value
 
     metrics = render(worker)  # one abandoned of two live answers
-    assert 'dialer_abandon_rate{campaign="c",window="24h"} 0.50000' in metrics
-    assert 'dialer_abandon_rate{campaign="c",window="30d"} 0.50000' in metrics
-    assert 'dialer_callers_waiting{queue="kefu"} 0' in metrics and 'dialer_seats{state="ports"} 2' in metrics
+    assert value(metrics, "dialer_abandon_rate", campaign="c", window="24h") == 0.5
+    assert value(metrics, "dialer_abandon_rate", campaign="c", window="30d") == 0.5
+    assert value(metrics, "dialer_abandon_target", campaign="c") == 0.03
+    assert value(metrics, "dialer_callers_waiting", queue="kefu") == 0
+    assert value(metrics, "dialer_outcomes_total", campaign="c", outcome="abandoned") == 1
+    ports = {k: v for k, v in samples(metrics).items() if k[0] == "dialer_seats" and ("role", "port") in k[1]}
+    assert sum(ports.values()) == 2 and all(("queue", "kefu") in k[1] for k in ports), ports
 
 
 async def test_agent_freeing_up_inside_two_seconds_takes_the_waiting_call(engine) -> None:
@@ -254,7 +259,7 @@ def test_72_hour_rule(mode, hours_after, due) -> None:
 
 def test_abandon_counts_windows(engine) -> None:
     """Abandoned and live counts per campaign over 24 hours and 30 days, answered_late in both."""
-    from dialer.store import attempts as calls
+    from dialer.store import abandonment as calls
 
     now = dt.datetime(2026, 11, 25, 4, 0, tzinfo=dt.timezone.utc)
     with Session(engine) as s, s.begin():

@@ -397,3 +397,42 @@ async def test_a_fault_in_one_dial_does_not_cost_the_others_of_its_claim(engine,
     with Session(engine) as s:
         lost = s.execute(select(Attempt.outcome, Attempt.detail).where(Attempt.callid == "")).all()
     assert lost == [("interrupted", "dial not sent: RuntimeError")]
+
+
+async def test_the_worker_records_its_seats_states_and_status(engine) -> None:
+    """Every seat's state changes are rows (a login session from +1 to -1, talking and wrap-up
+    around each answered call), the status row says the worker stopped, and the agents report
+    adds them up to what the attempts say."""
+    from dialer.reports import report
+    from dialer.store.models import SeatEvent, WorkerStatus
+
+    setup_db(engine, ["13800138000", "13912345678", "0755-12345678", "17012345678", "010-62345678"], ["601", "602"])
+    sim = await start_sim({**SCRIPT, "respond": "all", "hangup_callid": True})
+    try:
+        await run_worker(engine, sim)
+    finally:
+        await sim.stop()
+    with Session(engine) as s:
+        events = s.scalars(select(SeatEvent).order_by(SeatEvent.id)).all()
+        answered = s.scalars(select(Attempt).where(Attempt.outcome == "answered")).all()
+        row = s.get(WorkerStatus, "w1")
+    by_seat: dict[str, list[SeatEvent]] = {}
+    for e in events:
+        by_seat.setdefault(e.extension, []).append(e)
+    assert set(by_seat) == {"601", "602"}
+    for ext, rows in by_seat.items():
+        assert rows[0].session == 1 and rows[-1].session == -1 and rows[-1].state == "logged_out"
+        assert sum(r.session for r in rows) == 0
+        assert all(a.at <= b.at for a, b in zip(rows, rows[1:]))
+        states = [r.state for r in rows]
+        assert all(x != y for x, y in zip(states, states[1:])), states  # a row per change
+        talked = [a for a in answered if a.seat == ext]
+        assert states.count("talking") == len(talked)
+    assert row is not None and row.stopped and {s["extension"] for s in row.body["seats"]} == {"601", "602"}
+    rows = {r["agent"]: r for r in report(engine, "agents", campaign="c", now=WED_22)}
+    for ext in ("601", "602"):
+        talked = [a for a in answered if a.seat == ext]
+        assert rows[ext]["calls"] == len(talked)
+        assert rows[ext]["talk_seconds"] == pytest.approx(sum(a.talk_seconds for a in talked), abs=3 * len(talked) + 1)
+        assert rows[ext]["logged_in_seconds"] >= rows[ext]["talk_seconds"] + rows[ext]["wrap_seconds"]
+        assert rows[ext]["wrap_seconds"] > 0

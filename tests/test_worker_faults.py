@@ -10,12 +10,14 @@ import time
 import pytest
 
 from dialer.clock import Clock
+from dialer.metrics import serve_metrics
 from dialer.sim.stall import StallProxy
 from dialer.store.engine import make_engine
 from dialer.worker import Worker, WorkerOptions
 from dialer.worker.options import MIN_LEASE_REAL
+from tests.test_inbox_metrics import get
 from tests.test_worker_e2e import (
-    SCALE, WED_10, attempts_by_phone, contacts, fast_backoff, run_worker, setup_db, start_sim,
+    SCALE, WED_10, attempts_by_phone, contacts, fast_backoff, setup_db, start_sim,
 )
 
 NUMBERS = [f"1391234{i:04d}" for i in range(6)]
@@ -39,10 +41,17 @@ async def test_database_stall_loses_no_outcome_and_places_no_call(engine, db_url
     host, port = engine.url.host, engine.url.port or 5432
     with StallProxy(host, port) as proxy:
         worker_engine = make_engine(proxy.url_for(db_url), statement_timeout_ms=15_000)
+        worker = Worker(worker_engine, WorkerOptions(cti_url=sim.url, campaigns=("c",), worker_id="w1",
+                                                     until_done=True, clock=Clock(scale=SCALE, origin=WED_10),
+                                                     cti_heartbeat=0, backoff=fast_backoff, drain_timeout=2.0),
+                        handle_signals=False)
+        server = await serve_metrics(worker, 0)
+        health = server.sockets[0].getsockname()[1]
         try:
-            task = asyncio.create_task(run_worker(worker_engine, sim))
+            task = asyncio.create_task(worker.run())
             await wait_for(lambda: sum(1 for s in sim.by_ext.values() if s.call is not None
                                        and s.call.phase == "talking") == 2, 20, "two calls talking")
+            assert (await get(health, "/healthz"))[::2] == (200, "ok\n")
             up = {c.callid for c in sim.calls.values()}
             proxy.stall()
             stalled_at = time.monotonic()
@@ -51,12 +60,16 @@ async def test_database_stall_loses_no_outcome_and_places_no_call(engine, db_url
             # the calls that were up ended during the outage; nothing new was dialled
             assert all(r.callid in up for r in sim.call_log) and {r.callid for r in sim.call_log} == up
             assert not sim.calls, "a call was placed while the database was away"
+            status, _, body = await get(health, "/healthz")
+            assert status == 503 and body.startswith("database unavailable for "), body
             proxy.resume()
             resumed_at = time.monotonic()
             await wait_for(lambda: len(sim.call_log) > 2 or bool(sim.calls), 10, "a dial after the outage")
             first_dial = time.monotonic() - resumed_at
-            worker = await asyncio.wait_for(task, 60)
+            assert (await get(health, "/healthz"))[::2] == (200, "ok\n")
+            await asyncio.wait_for(task, 60)
         finally:
+            server.close()
             worker_engine.dispose()
             await sim.stop()
     assert first_dial < 5.0, first_dial
@@ -99,20 +112,27 @@ async def test_a_worker_that_cannot_renew_stops_dialling_by_itself(engine, db_ur
                                           clock=Clock(scale=SCALE, origin=WED_10), cti_heartbeat=0,
                                           backoff=fast_backoff, drain_timeout=2.0), handle_signals=False)
     try:
+        server = await serve_metrics(worker, 0)
+        port = server.sockets[0].getsockname()[1]
         task = asyncio.create_task(worker.run())
         await wait_for(lambda: len(sim.call_log) >= 4, 20, "calls under way")
+        assert (await get(port, "/healthz"))[::2] == (200, "ok\n")
         locker.start()
         await asyncio.to_thread(locked.wait, 10)
         t0 = sim.now()
         await asyncio.sleep(lease_real * 0.9)  # past half the lease, not yet the whole lease
         t_end = sim.now()
+        status, _, body = await get(port, "/healthz")  # the renewal timed out: no lease, no database
+        assert status == 503 and body.startswith(("lease not renewed", "database unavailable")), body
         hold.set()
         await asyncio.to_thread(locker.join, 10)
         released = sim.now()
         await wait_for(lambda: any(r.created > released for r in sim.call_log) or
                        any(c.created > released for c in sim.calls.values()), 15, "dialling after the renewal")
+        assert (await get(port, "/healthz"))[::2] == (200, "ok\n")
         worker.request_stop()
         await asyncio.wait_for(task, 30)
+        server.close()
     finally:
         hold.set()
         await sim.stop()

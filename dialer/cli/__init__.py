@@ -4,10 +4,10 @@ Commands parse options, call the library and print. Library errors (`DialerError
 one-line message on stderr and exit code 2 for bad input, 1 for runtime failures.
 
 The commands live by subject: `app` (the group, its options and the configuration file),
-`common` (the store, errors, output), `campaigns`, `lists`, `agents`, `worker`, `sim`.
+`common` (the store, errors, output), `campaigns`, `lists`, `agents`, `worker`, `sim`, `reports` (reports and status).
 """
 
-from dialer.cli import agents, campaigns, lists, sim, worker  # noqa: F401  (they register their commands)
+from dialer.cli import agents, campaigns, lists, reports, sim, worker  # noqa: F401  (they register their commands)
 from dialer.cli.app import main, run
 
 __all__ = ["main", "run"]

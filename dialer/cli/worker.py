@@ -1,4 +1,4 @@
-"""`dialer worker`, `dialer demo` and `dialer report`."""
+"""`dialer worker` and `dialer demo`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dialer.cli.common import FilePath, InputError, emit, guard, iso_time, store
 from dialer.cli.app import main
 
 
-# -- dialer worker, demo, report ---------------------------------------------------------------------
+# -- dialer worker, demo ---------------------------------------------------------------------
 
 @main.command("worker")
 @click.option("--cti", "cti_url", default="ws://127.0.0.1:8081/spcc/cti", show_default=True,
@@ -32,7 +32,11 @@ from dialer.cli.app import main
 @click.option("--inbox", type=FilePath(file_okay=False), help="Import CSV files found in INBOX/<campaign>/.")
 @click.option("--max-seats", type=click.IntRange(1), help="Take at most this many seats (split a roster "
               "between workers).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics (/metrics) and "
+              "the worker's health (/healthz: 200 while it holds its lease and the database answers, else 503) "
+              "on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="The address --metrics-port listens on (0.0.0.0: every interface).")
 @click.option("--cti-heartbeat", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Real seconds between CTI heartbeats; three unanswered close the socket (0: none).")
 @click.pass_context
@@ -40,7 +44,7 @@ from dialer.cli.app import main
 def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], worker_id: str | None,
                time_scale: float, clock_start: str | None, clock_epoch: float | None, until_done: bool,
                drain_timeout: float, lease: float, inbox: str | None, max_seats: int | None,
-               metrics_port: int | None, cti_heartbeat: float) -> None:
+               metrics_port: int | None, metrics_host: str, cti_heartbeat: float) -> None:
     """Run the dialer: log the seats in, dial due contacts, record outcomes."""
     import time as _time
     from pathlib import Path as _Path
@@ -63,9 +67,10 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
             from dialer.metrics import serve_metrics
 
             try:
-                server = await serve_metrics(worker, metrics_port)
+                server = await serve_metrics(worker, metrics_port, metrics_host)
             except OSError as exc:
-                raise click.ClickException(f"--metrics-port {metrics_port}: cannot listen: {exc.strerror}") from None
+                raise click.ClickException(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}: "
+                                           f"{exc.strerror or exc}") from None
         try:
             code = await worker.run()
         finally:
@@ -128,34 +133,11 @@ def demo_cmd(agents: int, contacts: int | None, time_scale: float | None, seed: 
     ended = f"{minutes:g} simulated minutes in" if mode == "predictive" else "worked out in"
     click.echo(f"demo: {result.imported} contacts imported ({result.rejected} rows refused), {agents} agents, "
                f"{mode}, time scale {result.time_scale:g}; {ended} {result.seconds:.1f}s")
-    columns = ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "answered", "answer_rate"]
+    columns = ["campaign", "contacts", "done", "exhausted", "pending", "attempts", "live_answers", "answer_rate"]
     if mode == "predictive":
         columns += ["abandoned", "abandon_rate"]
-    emit([result.summary], "table", [*columns, "talk_minutes"])
+    emit([result.summary], "table", [*columns, "talk_seconds"])
     click.echo("")
     emit(result.outcomes, "table", ["outcome", "attempts", "share"])
     if keep:
         click.echo(f"\ndatabase kept: dialer --db {result.db} report attempts")
-
-
-@main.command("report")
-@click.argument("name", type=click.Choice(["summary", "outcomes", "agents", "hourly", "attempts"]))
-@click.option("--campaign", "campaign_name")
-@click.option("--since", help="Attempts started at or after this ISO 8601 time (China time if no offset).")
-@click.option("--until", help="Attempts started before this time.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.pass_context
-@guard
-def report_cmd(ctx: click.Context, name: str, campaign_name: str | None, since: str | None, until: str | None,
-               fmt: str) -> None:
-    """Reports on call outcomes: summary, outcomes, agents, hourly, attempts."""
-    from dialer.reports import COLUMNS, report
-    from dialer.store.repo import get_campaign
-
-    engine = store_of(ctx).engine()
-    if campaign_name:
-        with store_of(ctx).session() as s:
-            get_campaign(s, campaign_name)
-    rows = report(engine, name, campaign=campaign_name, since=iso_time(since, "--since"),
-                  until=iso_time(until, "--until"))
-    emit(rows, fmt, COLUMNS[name])

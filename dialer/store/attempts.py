@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 from dialer.outcomes import Retry
 from dialer.store import prepared
+from dialer.store.abandonment import ABANDONED  # noqa: F401  (the recorder reads it here)
 from dialer.store.claim import Callee
 from dialer.store.models import Attempt, Campaign, Contact, DoNotCall
 
@@ -199,42 +200,3 @@ def dialable_left(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime)
                    ~exists().where(DoNotCall.phone == Contact.phone,
                                    or_(DoNotCall.until.is_(None), DoNotCall.until > now)))) or 0
 
-
-#: Outcomes that count as abandoned, and as live answers, for the FCC/Ofcom rate. The API cannot
-#: tell a person from an answering machine, so every answer counts as live.
-ABANDONED = ("abandoned", "answered_late")
-LIVE = ("answered", "answered_late", "abandoned")
-
-
-@dataclass(frozen=True, slots=True)
-class AbandonCounts:
-    """Abandoned calls and live answers of one campaign in the two measuring windows."""
-
-    abandoned_day: int = 0
-    live_day: int = 0
-    abandoned_30d: int = 0
-    live_30d: int = 0
-
-
-def abandon_counts(engine: Engine, campaign_ids: Sequence[int], now: dt.datetime) -> dict[int, AbandonCounts]:
-    """Per campaign: abandoned calls and live answers over the last 24 hours (Ofcom: a day) and
-    the last 30 days (FCC), counted from the attempts started in those windows."""
-    if not campaign_ids:
-        return {}
-    a = Attempt.__table__.c
-    day = now - dt.timedelta(hours=24)
-    is_ab = func.sum(case((a.outcome.in_(ABANDONED), 1), else_=0))
-    is_live = func.sum(case((a.outcome.in_(LIVE), 1), else_=0))
-    recent = a.created_at >= day
-    q = (select(a.campaign_id, is_ab, is_live,
-                func.sum(case((and_(recent, a.outcome.in_(ABANDONED)), 1), else_=0)),
-                func.sum(case((and_(recent, a.outcome.in_(LIVE)), 1), else_=0)))
-         .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= now - dt.timedelta(days=30),
-                a.outcome.in_(LIVE))
-         .group_by(a.campaign_id))
-    with engine.connect() as c:
-        rows = c.execute(q).all()
-    out = {cid: AbandonCounts() for cid in campaign_ids}
-    for cid, ab30, live30, ab1, live1 in rows:
-        out[cid] = AbandonCounts(int(ab1 or 0), int(live1 or 0), int(ab30 or 0), int(live30 or 0))
-    return out

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (Connection, Engine, Integer, and_, bindparam, exists, false, func, literal_column, or_, select,
+from sqlalchemy import (Connection, Engine, Integer, bindparam, exists, func, literal_column, or_, select,
                         true, union_all, update)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -33,8 +33,10 @@ from sqlalchemy.sql import Executable
 
 from dialer.store import prepared
 from dialer.store.leases import LeaseLapsed, LeaseLost
-from dialer.store.models import Agent, Attempt, Campaign, Contact, DoNotCall, Worker
-from dialer.store.repo import open_timezones, plan_of
+from dialer.store.models import Agent, Attempt, Campaign, Contact, Worker
+from dialer.store.dialable import dialable_where as _dialable
+from dialer.store.dialable import open_timezones
+from dialer.store.repo import plan_of
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +78,9 @@ def _live_lease() -> Any:
 
 
 def _claim_statement(postgresql: bool, own_open: bool, zones: int, fenced: bool) -> Executable:
-    in_window = or_(and_(_c.timezone.is_(None), true() if own_open else false()),
-                    prepared.in_list(_c.timezone, "z", zones) if zones else false())
-    now = bindparam("now")
-    free = or_(_c.claimed_by.is_(None), _c.lease_until < now)
-    blocked = exists().where(DoNotCall.phone == _c.phone, or_(DoNotCall.until.is_(None), DoNotCall.until > now))
-    # a contact whose last call is still open (its worker may be dead, not yet reconciled) waits:
-    # never two calls at once, whatever the leases say
-    in_call = exists().where(_a.contact_id == _c.id, _a.ended_at.is_(None))
-    # (the 72-hour rule for abandoned numbers lives in outcomes.decide_retry: their next attempt
-    # is set no sooner)
+    free = or_(_c.claimed_by.is_(None), _c.lease_until < bindparam("now"))
     due = (select(_c.id)
-           .where(_c.campaign_id == bindparam("campaign"), _c.status == "pending", _c.next_attempt_at <= now,
-                  _c.attempts < bindparam("max_attempts"), free, in_window, ~blocked, ~in_call,
-                  _live_lease() if fenced else true())
+           .where(*_dialable(own_open, zones), _live_lease() if fenced else true())
            .order_by(_c.priority.desc(), _c.next_attempt_at, _c.id)
            .limit(bindparam("limit", type_=Integer)))
     if postgresql:

@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 from dialer.errors import DialerError
 from dialer.outcomes import Milestones, decide_retry, reconciled_outcome
 from dialer.store.models import Agent, Attempt, Campaign, Contact, Worker
-from dialer.store.repo import AgentRow, window_of
+from dialer.store.dialable import window_of
+from dialer.store.repo import AgentRow
 
 
 class LeaseLost(DialerError):

@@ -181,6 +181,51 @@ class Attempt(Base):
     lease_token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+#: what a seat is doing, as the worker sees it (dialer/worker/seatlog.py writes a row per change)
+SEAT_STATES = ("ready", "dialling", "talking", "wrap", "busy", "lost", "logged_out")
+#: the states in which the seat is not logged in (a login session starts when it leaves them)
+OUT_STATES = ("lost", "logged_out")
+
+
+class SeatEvent(Base):
+    """One change of a seat's state: the state it entered, at what time. A state lasts until
+    the seat's next event (the agents report, dialer/reports/agents.py)."""
+
+    __tablename__ = "seat_events"
+    __table_args__ = (
+        Index("ix_seat_events_extension_at", "extension", "at"),
+        Index("ix_seat_events_at", "at"),
+        # the login sessions' ends, for counting agents logged in by interval
+        Index("ix_seat_events_sessions", "queue", "at", postgresql_where=text("session <> 0"),
+              sqlite_where=text("session <> 0")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    worker_id: Mapped[str] = mapped_column(String(64), default="")
+    extension: Mapped[str] = mapped_column(String(16))
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(8), default="agent")
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    #: 1: a login session starts here; -1: it ends here; 0: neither
+    session: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkerStatus(Base):
+    """What a worker is doing now, written every few seconds (dialer status reads it)."""
+
+    __tablename__ = "worker_status"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class Agent(Base):
     __tablename__ = "agents"
 

@@ -21,7 +21,8 @@ from dialer.text import forbidden
 from dialer.store.models import (
     CAMPAIGN_STATUSES, HANDOVERS, MODES, OUTCOMES, ROLES, Agent, Campaign, Contact, DoNotCall,
 )
-from dialer.window import CallingWindow, WindowError, parse_days, parse_range, zone
+from dialer.store.dialable import window_of  # noqa: F401  (the recorder imports it from here)
+from dialer.window import WindowError, parse_days, parse_range, zone
 
 
 class NotFound(DialerError):
@@ -227,11 +228,6 @@ def _not_ready(s: Session, campaign: Campaign) -> list[str]:
     return missing
 
 
-def window_of(campaign: Campaign, timezone: str | None = None) -> CallingWindow:
-    return CallingWindow(campaign.window_start, campaign.window_end, campaign.days,
-                         timezone or campaign.timezone)
-
-
 def plan_of(campaign: Campaign) -> DialPlan:
     return DialPlan(campaign.area_code, campaign.outside_prefix, campaign.ld_mobile_prefix,
                     campaign.unknown_city_mobile, campaign.allow_international)
@@ -367,13 +363,6 @@ def remove_agent(s: Session, key: str) -> None:
 
 
 # -- the claim ------------------------------------------------------------------------------------
-
-def open_timezones(campaign: Campaign, now: dt.datetime) -> tuple[bool, list[str]]:
-    """Whether the campaign's own window is open, and which contact timezones are open now."""
-    own = window_of(campaign).is_open(now)
-    zones = [tz for tz in campaign.contact_timezones if window_of(campaign, tz).is_open(now)]
-    return own, zones
-
 
 def release_contacts(s: Session, worker_id: str, ids: Iterable[int]) -> int:
     """Give leased contacts back without touching their attempts (e.g. on shutdown)."""

@@ -42,6 +42,7 @@ class Calls(_Base):
         except Exception:  # our bug: say so with context, and put the seat right
             log.exception("seat %s: handling %s failed; the seat is checked again", extension, type(msg).__name__)
             self._reconcile_seat(run)
+        self._note_seat(run)
 
     def _reconcile_seat(self, run: SeatRun) -> None:
         """After a failure in our own handling: the seat takes no dial until the server says it
@@ -62,6 +63,7 @@ class Calls(_Base):
         now = self.clock.now()
         if isinstance(msg, SeatLost):
             run.logged_in, run.server_idle = False, False
+            self.stats.cti_lost += 1
             log.warning("seat %s lost: %s", extension, msg.reason)
             if run.call is not None:
                 self._lost(run, now, "the port's socket was lost")
@@ -70,6 +72,7 @@ class Calls(_Base):
             return
         if isinstance(msg, SeatRestored):
             run.logged_in = True
+            self.stats.cti_restored += 1
             if run.is_port:
                 run.server_idle = run.call is None
             log.info("seat %s restored after %d attempt(s)", extension, msg.attempts)

@@ -11,6 +11,7 @@ put together from one mixin per responsibility, each in its own module:
     handover.py   predictive: answered calls on ports handed to agents, the 2 s rule, the IVR
     pace.py       predictive: abandonment counts and the pacer's snapshot
     recorder.py   milestones and outcomes → the outbox (outbox.py), retries by the pure policy
+    seatlog.py    each seat's state changes and the worker's status row (reports, dialer status)
     jobs.py       periodic jobs (APScheduler, in memory) and the event loop's lag
 
 Every background task goes through `_spawn`: its exception is logged with what it was doing,
@@ -35,6 +36,7 @@ from sqlalchemy import Engine
 
 from dialer.errors import CTIError
 from dialer.outcomes import Event
+from dialer.store import abandonment
 from dialer.store import attempts as db
 from dialer.store import leases
 from dialer.store.leases import Orphan, WorkerIdInUse
@@ -48,13 +50,14 @@ from dialer.worker.options import Stats, WorkerError, WorkerOptions
 from dialer.worker.outbox import Outbox
 from dialer.worker.pace import Pacing
 from dialer.worker.recorder import Recorder
+from dialer.worker.seatlog import SeatLog
 from dialer.worker.seats import Seats
 from dialer.worker.state import ActiveCall, PredictiveQueue, SeatRun
 
 log = logging.getLogger(__name__)
 
 
-class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
+class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, SeatLog, Jobs):
     def __init__(self, engine: Engine, options: WorkerOptions, *, handle_signals: bool = True) -> None:
         self.engine = engine
         self.opt = options
@@ -93,9 +96,13 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         self._open_writes = 0
         self.scheduler: AsyncIOScheduler | None = None
         self.predictive: dict[str, PredictiveQueue] = {}
-        self._counts: dict[int, db.AbandonCounts] = {}  # from the database, refreshed
+        self._counts: dict[int, abandonment.AbandonCounts] = {}  # from the database, refreshed
         self._counted: dict[int, list[int]] = {}  # [abandoned, live] recorded since the refresh
         self._counts_at = None
+        self._seat_state: dict[str, tuple[str, str, Any]] = {}  # seat → (state, reason, since)
+        self._seat_rows: list[dict[str, Any]] = []  # seat events not yet written
+        self._seat_rows_dropped = 0
+        self._started_at = self.clock.now()
 
     # -- plumbing -------------------------------------------------------------------------------
     @property
@@ -204,14 +211,15 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
         jobs: list[tuple[Callable[[], Any], float]] = [
             (self._refresh, self.opt.refresh_every), (self._reload, max(1.0, self.opt.dispatch_every)),
             (self._reconcile, self.opt.lease_sim / 2), (self._poke, self.opt.dispatch_every),
-            (self._more_seats, self.opt.seats_every),
+            (self._more_seats, self.opt.seats_every), (self._write_seat_log, self.opt.status_every),
         ]
         if self.opt.inbox is not None:
             jobs.append((self._scan_inbox, 10.0))
         if self.engine is not None and self.engine.dialect.name == "sqlite":
             jobs.append((self._checkpoint, 0.0))
         # real seconds, at any time scale
-        floors = {self._more_seats: 1.0, self._reconcile: 1.0, self._reload: 0.5, self._checkpoint: 1.0}
+        floors = {self._more_seats: 1.0, self._reconcile: 1.0, self._reload: 0.5, self._checkpoint: 1.0,
+                  self._write_seat_log: 1.0}
         for fn, every in jobs:
             floor = next((f for job, f in floors.items() if job == fn), 0.1)
             self.scheduler.add_job(_quiet_on_shutdown(fn), "interval", seconds=max(floor, self._real(every)),
@@ -287,6 +295,8 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, Jobs):
                 run.wrap_timer.cancel()
 
         await asyncio.gather(*(self._drop_seat(r, forget=False) for r in list(self.seats.values())))
+        if self.token and not self.lost_lease:
+            await self._final_seat_log()
         await self.outbox.stop()
         for task in list(self._tasks):
             task.cancel()

@@ -174,6 +174,7 @@ class Dispatch(_Base):
         if idle is not None:
             self.stats.end_to_dial.append(self.loop.time() - idle)
         self._arm(run)
+        self._note_seat(run)
         try:
             await run.seat.dial(started.dial_string, cusid=contact.customer_id or str(contact.id),
                                 cusname=contact.name, proid=str(campaign.id), proname=campaign.name)
@@ -185,7 +186,7 @@ class Dispatch(_Base):
         if run.call is not None and run.call.attempt_id == started.attempt_id:
             run.call.dialled_at = self.clock.now()
             self._milestones(run.call)
-        self.stats.dials += 1
+        self.stats.dialled(campaign.name)
 
     async def _finish(self, run: SeatRun, call: ActiveCall) -> None:
         try:
@@ -229,5 +230,6 @@ class Dispatch(_Base):
                 self._serve(run.info.queue)  # a caller may be waiting for just this agent
         else:
             self._freed_at.pop(run.info.extension, None)
+        self._note_seat(run)
         self._wake.set()
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from dialer.cti import protocol as p
 from dialer.errors import CTIError, LocalProtocolError
-from dialer.handover import ABANDON_AFTER, Move, Phase, outcome_of, pickup_allowance, step, wait_left
+from dialer.handover import ABANDON_AFTER, IVR_SENT, Move, Phase, outcome_of, pickup_allowance, step, wait_left
 from dialer.outcomes import State
 from dialer.worker.state import PARK_REASON, ActiveCall, SeatRun
 
@@ -138,6 +138,7 @@ class Handover(_Base):
         call.transferred_at = self.clock.now()
         # the agent must pick up: give up on the hand-over if nothing comes back
         call.deadline = loop.call_later(self._real(self.opt.agent_leg_timeout), self._handover_lost, call)
+        self._note_seat(agent)
         self._spawn(self._send_transfer(call), "transfer")
 
     async def _send_transfer(self, call: ActiveCall) -> None:
@@ -202,7 +203,7 @@ class Handover(_Base):
         port = call.port
         if port is not None:
             self._spawn(self._send_ivr(port, node), f"IVR for port {port.info.extension}")
-        self._move(call, Move.DEADLINE, self.clock.now(), f"{why}: sent to IVR node {node}")
+        self._move(call, Move.DEADLINE, self.clock.now(), f"{why}: {IVR_SENT} {node}")
 
     async def _send_ivr(self, port: SeatRun, node: str) -> None:
         try:
@@ -291,6 +292,7 @@ class Handover(_Base):
                 run.wrap_timer.cancel()
             run.wrap_timer = asyncio.get_running_loop().call_later(
                 self._real(campaign.wrap_up), lambda: self._spawn(self._free(run), f"end of wrap-up of seat {run.info.extension}"))
+            self._note_seat(run)
         else:
             self._missed(run, "transferred calls")
             self._mark_free(run)

@@ -143,6 +143,9 @@ class Lanes:
         self._lanes: dict[str, _Lane] = {}
         self._make()
         self.stuck = 0  # lanes replaced after a call ran out of time
+        #: lane → told each call's real seconds, from its submission (time queued included) to
+        #: its result, its error or its deadline (dialer/metrics.py: the claim and outbox histograms)
+        self.observers: dict[str, Callable[[float], None]] = {}
 
     def _make(self, only: str | None = None) -> None:
         """(Re)create the threads: every lane's, or the one `only` runs on."""
@@ -162,6 +165,7 @@ class Lanes:
         worker = self._lanes[lane]
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
+        started = loop.time()
         # one hop from the thread to the waiting coroutine (wait_for and shield cost a task and
         # two more turns of a busy loop for every call)
         worker.submit(job, LANES.index(lane)).add_done_callback(
@@ -173,6 +177,9 @@ class Lanes:
         finally:
             if timer is not None:
                 timer.cancel()
+            observe = self.observers.get(lane)
+            if observe is not None and waiter.done() and not waiter.cancelled():
+                observe(loop.time() - started)
 
     def _expire(self, waiter: asyncio.Future[Any], lane: str, worker: _Lane, name: str, limit: float) -> None:
         if waiter.done():

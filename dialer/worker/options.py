@@ -44,6 +44,7 @@ class WorkerOptions:
     lease: float = 60.0  # simulated seconds a lease lasts without renewal (at least MIN_LEASE_REAL real)
     orphan_after: float = 600.0  # simulated seconds after a lease lapsed before others close its calls
     refresh_every: float = 5.0
+    status_every: float = 2.0  # simulated seconds between status rows (at least a real second)
     dispatch_every: float = 1.0
     seats_every: float = 10.0  # simulated seconds between looks for seats to lease
     agent_leg_timeout: float = 30.0  # how long the agent's extension may ring
@@ -75,6 +76,11 @@ class WorkerOptions:
 class Stats:
     dials: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: the same by campaign name (the metrics' labels): dials, and (campaign, outcome) → count
+    campaign_dials: dict[str, int] = field(default_factory=dict)
+    campaign_outcomes: dict[tuple[str, str], int] = field(default_factory=dict)
+    cti_lost: int = 0  # seats' sockets lost (SeatLost)
+    cti_restored: int = 0  # seats reconnected and logged in again (SeatRestored)
     free_to_dial: list[float] = field(default_factory=list)  # real seconds, for the benchmark
     #: real seconds from the end of a call with no wrap-up to the seat's next dial: the line's
     #: idle time, outcome write included (free_to_dial starts when the seat is marked free)
@@ -84,3 +90,14 @@ class Stats:
     lag_max: float = 0.0  # the event loop's worst delay seen (real seconds)
     passes_overlapped: int = 0  # claim passes started while another was in flight
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def dialled(self, campaign: str) -> None:
+        """A dial was sent for `campaign`."""
+        self.dials += 1
+        self.campaign_dials[campaign] = self.campaign_dials.get(campaign, 0) + 1
+
+    def recorded(self, campaign: str, outcome: str) -> None:
+        """An outcome of `campaign` was put to the outbox."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        key = (campaign, outcome)
+        self.campaign_outcomes[key] = self.campaign_outcomes.get(key, 0) + 1

@@ -9,9 +9,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from dialer import pacing
-from dialer.store import attempts as db
+from dialer.store import abandonment
 from dialer.store.models import Campaign
-from dialer.store.repo import window_of
+from dialer.store.dialable import window_of
 from dialer.worker.lanes import TRANSIENT, describe
 
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ class Pacing(_Base):
         worker's), over the last day and 30 days."""
         ids = [c.id for c in self.campaigns if c.mode == "predictive"]
         try:
-            counts = await self.lanes.call("background", db.abandon_counts, ids, now)
+            counts = await self.lanes.call("background", abandonment.abandon_counts, ids, now)
         except TRANSIENT as exc:
             log.error("abandonment counts not refreshed: %s", describe(exc))
             return
         self._counts, self._counted, self._counts_at = counts, {}, now
 
-    def abandonment(self) -> list[tuple[Campaign, db.AbandonCounts]]:
+    def abandonment(self) -> list[tuple[Campaign, abandonment.AbandonCounts]]:
         """Each predictive campaign's abandoned calls and live answers over the last 24 hours
         and 30 days, as the pacer sees them (the database's, refreshed each minute, plus this
         worker's own since)."""
@@ -49,9 +49,9 @@ class Pacing(_Base):
         for c in self.campaigns:
             if c.mode != "predictive":
                 continue
-            base = self._counts.get(c.id, db.AbandonCounts())
+            base = self._counts.get(c.id, abandonment.AbandonCounts())
             ab, live = self._counted.get(c.id, [0, 0])
-            out.append((c, db.AbandonCounts(base.abandoned_day + ab, base.live_day + live,
+            out.append((c, abandonment.AbandonCounts(base.abandoned_day + ab, base.live_day + live,
                                             base.abandoned_30d + ab, base.live_30d + live)))
         return out
 

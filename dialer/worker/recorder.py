@@ -90,7 +90,7 @@ class Recorder(_Base):
                              max_attempts=campaign.max_attempts, delays=campaign.retry_delays,
                              window=window_of(campaign, contact.timezone), now=when,
                              predictive=campaign.mode == "predictive")
-        self.stats.outcomes[end.outcome] = self.stats.outcomes.get(end.outcome, 0) + 1
+        self.stats.recorded(campaign.name, end.outcome)
         self._open_writes += 1
         seat = run or call.port or call.agent
         if seat is not None:

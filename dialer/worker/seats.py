@@ -302,6 +302,8 @@ class Seats(_Base):
         except (CTIError, asyncio.TimeoutError):
             pass
         await run.seat.close()
+        if run.call is None:
+            self._seat_gone(run)
 
     async def _let_idle_seats_go(self, why: str) -> None:
         idle = [r for r in self.seats.values() if r.call is None and r.handling is None and not r.finishing

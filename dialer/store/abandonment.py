@@ -1,0 +1,56 @@
+"""The abandonment rate's counts (FCC/Ofcom): abandoned calls over live answers, in the last 24
+hours and the last 30 days — what the pacer holds under the cap and the reports show. Kept
+apart from the worker's writes so that a report loads only this."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, and_, case, func, select
+
+from dialer.store.models import Attempt
+
+
+#: Outcomes that count as abandoned, and as live answers, for the FCC/Ofcom rate. The API cannot
+#: tell a person from an answering machine, so every answer counts as live.
+ABANDONED = ("abandoned", "answered_late")
+LIVE = ("answered", "answered_late", "abandoned")
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonCounts:
+    """Abandoned calls and live answers of one campaign in the two measuring windows."""
+
+    abandoned_day: int = 0
+    live_day: int = 0
+    abandoned_30d: int = 0
+    live_30d: int = 0
+
+
+def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now: dt.datetime) -> dict[int, AbandonCounts]:
+    """Per campaign: abandoned calls and live answers over the 24 hours (Ofcom: a day) and the
+    30 days (FCC) ending at `now`, counted from the attempts started in those windows."""
+    if not campaign_ids:
+        return {}
+    a = Attempt.__table__.c
+    day = now - dt.timedelta(hours=24)
+    is_ab = func.sum(case((a.outcome.in_(ABANDONED), 1), else_=0))
+    is_live = func.sum(case((a.outcome.in_(LIVE), 1), else_=0))
+    recent = a.created_at >= day
+    q = (select(a.campaign_id, is_ab, is_live,
+                func.sum(case((and_(recent, a.outcome.in_(ABANDONED)), 1), else_=0)),
+                func.sum(case((and_(recent, a.outcome.in_(LIVE)), 1), else_=0)))
+         .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= now - dt.timedelta(days=30),
+                a.created_at <= now, a.outcome.in_(LIVE))
+         .group_by(a.campaign_id))
+    if isinstance(engine, Connection):  # (a report's own connection)
+        rows = engine.execute(q).all()
+    else:
+        with engine.connect() as c:
+            rows = c.execute(q).all()
+    out = {cid: AbandonCounts() for cid in campaign_ids}
+    for cid, ab30, live30, ab1, live1 in rows:
+        out[cid] = AbandonCounts(int(ab1 or 0), int(live1 or 0), int(ab30 or 0), int(live30 or 0))
+    return out
