@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from dialer.store import claim, repo
 from dialer.store.engine import StoreError, make_engine
-from dialer.store.migrate import current, head, require_current, upgrade
+from dialer.store.migrate import alembic_head, current, head, require_current, upgrade
 from dialer.store.models import Attempt, Base, Contact
 
 UTC = dt.timezone.utc
@@ -35,6 +35,11 @@ def test_migrations_produce_exactly_the_models(engine) -> None:
             assert [(c[2], c[3]) for c in columns if c[5]] == [
                 ("campaign_id", 0), ("status", 0), ("priority", 1), ("next_attempt_at", 0), ("id", 0)]
     assert diff == []
+
+
+def test_the_head_every_command_checks_is_alembics() -> None:
+    """migrate.HEAD spares each command Alembic's start-up: it must name the newest migration."""
+    assert head() == alembic_head()
 
 
 def test_sqlite_pragmas(tmp_path) -> None:

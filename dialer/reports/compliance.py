@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, func, select
 from sqlalchemy.orm import aliased
 
 from dialer.handover import IVR_SENT
 from dialer.outcomes import ABANDON_QUIET
-from dialer.reports.common import ABANDONED, LIVE, A, count_in, rate
-from dialer.reports.period import Span, epoch, local_bucket, slot
+from dialer.reports.common import ABANDONED, LIVE, A, is_in, rate
+from dialer.reports.interval import slot_counts
+from dialer.reports.period import Span, epoch, local_bucket
 from dialer.store.models import Attempt, Campaign
 
 COLUMNS = ["campaign", "day", "live_answers", "abandoned", "rate", "live_answers_30d", "abandoned_30d", "rate_30d",
@@ -23,26 +24,16 @@ WINDOW_DAYS = 30
 
 
 def compliance(conn: Connection, c: Campaign, span: Span, now: dt.datetime) -> list[dict[str, Any]]:
-    dialect = conn.dialect.name
-    until = span.until
     # 30 days before the first day, so that its rolling rate is whole
     since = span.since - dt.timedelta(days=WINDOW_DAYS + 1) if span.since is not None else None
-    s = slot(A.created_at, dialect)
-    played = func.coalesce(func.sum(case((and_(A.outcome == "abandoned", A.detail.contains(IVR_SENT)), 1),
-                                         else_=0)), 0)
-    q = (select(s, count_in(LIVE), count_in(ABANDONED), played)
-         .where(A.campaign_id == c.id, A.outcome.in_(list(LIVE)),
-                *([A.created_at < until] if until is not None else []),
-                *([A.created_at >= since] if since is not None else []))
-         .group_by(s))
     days: dict[dt.date, list[int]] = {}
-    for n, live, ab, msg in conn.execute(q):
-        d = local_bucket(n, span.tz, 1440).date()
-        row = days.setdefault(d, [0, 0, 0])
-        row[0] += int(live)
-        row[1] += int(ab)
-        row[2] += int(msg)
-    redials = _redials(conn, c, span, until)
+    for n, outcome, k in slot_counts(conn, c, span, LIVE, since):
+        row = days.setdefault(local_bucket(n, span.tz, 1440).date(), [0, 0, 0])
+        row[0] += k
+        row[1] += k if outcome in ABANDONED else 0
+    for d, k in _played(conn, c, span, since).items():
+        days.setdefault(d, [0, 0, 0])[2] += k
+    redials = _redials(conn, c, span)
     first = span.since.astimezone(span.tz).date() if span.since is not None else None
     out = []
     for d in sorted(set(days) | set(redials)):
@@ -61,7 +52,20 @@ def compliance(conn: Connection, c: Campaign, span: Span, now: dt.datetime) -> l
     return out
 
 
-def _redials(conn: Connection, c: Campaign, span: Span, until: dt.datetime | None) -> dict[dt.date, int]:
+def _played(conn: Connection, c: Campaign, span: Span, since: dt.datetime | None) -> dict[dt.date, int]:
+    """Abandoned calls whose customer was sent to the abandon message, by local day (few rows:
+    read through the campaign/time index)."""
+    q = (select(A.created_at).where(A.campaign_id == c.id, A.outcome == "abandoned", A.detail.contains(IVR_SENT),
+                                    *([A.created_at >= since] if since is not None else []),
+                                    *([A.created_at < span.until] if span.until is not None else [])))
+    out: dict[dt.date, int] = {}
+    for (created,) in conn.execute(q):
+        d = created.astimezone(span.tz).date()
+        out[d] = out.get(d, 0) + 1
+    return out
+
+
+def _redials(conn: Connection, c: Campaign, span: Span) -> dict[dt.date, int]:
     """Calls to a number started within 72 hours after one of its calls was abandoned, by the
     local day of the abandoned call."""
     dialect = conn.dialect.name
@@ -69,15 +73,12 @@ def _redials(conn: Connection, c: Campaign, span: Span, until: dt.datetime | Non
     quiet = ABANDON_QUIET.total_seconds()
     q = (select(A.created_at, func.count())
          .select_from(Attempt.__table__.join(later, and_(later.contact_id == A.contact_id, later.id != A.id)))
-         .where(A.campaign_id == c.id, A.outcome.in_(list(ABANDONED)), *span.where(A.created_at),
+         .where(A.campaign_id == c.id, is_in(ABANDONED), *span.where(A.created_at),
                 later.created_at > A.created_at,
                 epoch(later.created_at, dialect) < epoch(A.created_at, dialect) + quiet)
          .group_by(A.id, A.created_at))
     out: dict[dt.date, int] = {}
     for created, k in conn.execute(q):
-        created = created if isinstance(created, dt.datetime) else dt.datetime.fromisoformat(str(created))
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.timezone.utc)
         d = created.astimezone(span.tz).date()
         out[d] = out.get(d, 0) + int(k)
     return out

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, case, func, select
 
-from dialer.reports.common import ABANDONED, LIVE, A, iso, rate
+from dialer.reports.common import ABANDONED, LIVE, A, is_in, iso, rate
 from dialer.store.abandonment import abandon_counts
 from dialer.store.dialable import count_dialable
 from dialer.store.models import Campaign, Worker, WorkerStatus
@@ -69,7 +69,7 @@ def _queue(name: str) -> dict[str, Any]:
 
 
 def _count(when: Any, outcomes: tuple[str, ...] | None = None) -> Any:
-    cond = when if outcomes is None else and_(when, A.outcome.in_(list(outcomes)))
+    cond = when if outcomes is None else and_(when, is_in(outcomes))
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
