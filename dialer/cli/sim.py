@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import Any
 
 import click
@@ -28,6 +26,8 @@ from dialer.cli.app import main
 def sim(host: str, port: int, scenario: str | None, seed: int | None, time_scale: float | None,
         respond: str | None, strict: bool | None, home_area_code: str | None) -> None:
     """Run the CTI server simulator until interrupted."""
+    import asyncio
+    import signal
     from dialer.sim import SimConfig, Simulator, load_scenario
 
     try:

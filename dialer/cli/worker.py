@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
@@ -46,6 +45,7 @@ def worker_cmd(ctx: click.Context, cti_url: str, campaigns: tuple[str, ...], wor
                drain_timeout: float, lease: float, inbox: str | None, max_seats: int | None,
                metrics_port: int | None, metrics_host: str, cti_heartbeat: float) -> None:
     """Run the dialer: log the seats in, dial due contacts, record outcomes."""
+    import asyncio
     import time as _time
     from pathlib import Path as _Path
 

@@ -19,54 +19,51 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from dialer.reports import agents as _agents
-from dialer.reports import attempts as _attempts
-from dialer.reports import compliance as _compliance
-from dialer.reports import interval as _interval
-from dialer.reports import summary as _summary
 from dialer.reports.common import UnknownCampaign, campaigns
+from dialer.reports.fields import COLUMNS, REPORTS
 from dialer.reports.period import PeriodError, Span, When, parse_when
 
-REPORTS = ("summary", "outcomes", "compliance", "agents", "interval", "hourly", "attempts")
-COLUMNS = {
-    "summary": _summary.SUMMARY,
-    "outcomes": _summary.OUTCOME_COLUMNS,
-    "compliance": _compliance.COLUMNS,
-    "agents": _agents.COLUMNS,
-    "interval": _interval.COLUMNS,
-    "hourly": _interval.COLUMNS,
-    "attempts": _attempts.COLUMNS,
-}
-ATTEMPT_FIELDS = _attempts.COLUMNS
+ATTEMPT_FIELDS = COLUMNS["attempts"]
 
 
 def report(engine: Engine, name: str, *, campaign: str | Sequence[str] | None = None, since: When | None = None,
            until: When | None = None, now: dt.datetime | None = None, minutes: int = 60) -> list[dict[str, Any]]:
     """Run report `name` (one of REPORTS) and return its records (all of them, even `attempts`:
     stream that one with `stream_attempts`)."""
+    # (each report's module is loaded when it runs: a command loads only its own)
     if name == "attempts":
         with engine.connect() as conn:
             return list(_stream(conn, campaign, since, until))
+    if name not in REPORTS:
+        raise ValueError(f"no report named {name!r}")
     names = [campaign] if isinstance(campaign, str) else list(campaign or ())
     now = now or dt.datetime.now(dt.timezone.utc)
     with engine.connect() as conn:
         camps = campaigns(conn, names)
         spans = {c.id: Span.of(c.timezone, since, until) for c in camps}
         if name == "agents":
-            return _agents.agents(conn, camps, _common_span(camps, spans), now) if camps else []
+            from dialer.reports.agents import agents
+
+            return agents(conn, camps, _common_span(camps, spans), now) if camps else []
         out: list[dict[str, Any]] = []
         for c in camps:
             span = spans[c.id]
             if name == "summary":
-                out.append(_summary.summary(conn, c, span, now))
+                from dialer.reports.summary import summary
+
+                out.append(summary(conn, c, span, now))
             elif name == "outcomes":
-                out += _summary.outcomes(conn, c, span)
+                from dialer.reports.summary import outcomes
+
+                out += outcomes(conn, c, span)
             elif name == "compliance":
-                out += _compliance.compliance(conn, c, span, now)
-            elif name in ("interval", "hourly"):
-                out += _interval.interval(conn, c, span, now, 60 if name == "hourly" else minutes)
+                from dialer.reports.compliance import compliance
+
+                out += compliance(conn, c, span, now)
             else:
-                raise ValueError(f"no report named {name!r}")
+                from dialer.reports.interval import interval
+
+                out += interval(conn, c, span, now, 60 if name == "hourly" else minutes)
         return out
 
 
@@ -78,6 +75,8 @@ def stream_attempts(engine: Engine, *, campaign: str | Sequence[str] | None = No
 
 
 def _stream(conn: Any, campaign: Any, since: When | None, until: When | None) -> Iterator[dict[str, Any]]:
+    from dialer.reports import attempts as _attempts
+
     names = [campaign] if isinstance(campaign, str) else list(campaign or ())
     for c in campaigns(conn, names):
         yield from _attempts.attempts(conn, c, Span.of(c.timezone, since, until))

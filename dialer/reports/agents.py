@@ -13,8 +13,6 @@ from dialer.reports.common import TALKED, A, count_in, gone_at, rate
 from dialer.reports.period import Span, epoch
 from dialer.store.models import OUT_STATES, Agent, Campaign, SeatEvent, UTCDateTime
 
-COLUMNS = ["agent", "name", "queue", "calls", "talk_seconds", "wrap_seconds", "wait_seconds", "dial_seconds",
-           "paused_seconds", "logged_in_seconds", "occupancy", "mean_handle_seconds", "agent_no_answer"]
 
 
 def agents(conn: Connection, camps: list[Campaign], span: Span, now: dt.datetime) -> list[dict[str, Any]]:
@@ -85,4 +83,4 @@ def _times(conn: Connection, queues: list[str], since: dt.datetime | None, until
     return out
 
 
-__all__ = ["agents", "COLUMNS"]
+__all__ = ["agents"]

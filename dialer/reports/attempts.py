@@ -12,9 +12,6 @@ from dialer.reports.common import A, iso
 from dialer.reports.period import Span
 from dialer.store.models import Campaign, Contact
 
-COLUMNS = ["id", "campaign", "phone", "attempt", "seat", "agent", "dial_string", "callid", "started_at",
-           "ringing_at", "answered_at", "bridged_at", "ended_at", "outcome", "talk_seconds", "ring_seconds",
-           "province", "city", "isp", "worker", "detail"]
 BATCH = 2000
 
 

@@ -8,18 +8,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, select
 from sqlalchemy.orm import aliased
 
 from dialer.handover import IVR_SENT
 from dialer.outcomes import ABANDON_QUIET
-from dialer.reports.common import ABANDONED, LIVE, A, is_in, rate
+from dialer.reports.common import ABANDONED, LIVE, A, rate
 from dialer.reports.interval import slot_counts
 from dialer.reports.period import Span, epoch, local_bucket
 from dialer.store.models import Attempt, Campaign
 
-COLUMNS = ["campaign", "day", "live_answers", "abandoned", "rate", "live_answers_30d", "abandoned_30d", "rate_30d",
-           "target", "over_cap", "messages_played", "redials_within_72h"]
 WINDOW_DAYS = 30
 
 
@@ -71,14 +69,13 @@ def _redials(conn: Connection, c: Campaign, span: Span) -> dict[dt.date, int]:
     dialect = conn.dialect.name
     later = aliased(Attempt)
     quiet = ABANDON_QUIET.total_seconds()
-    q = (select(A.created_at, func.count())
+    q = (select(A.created_at)  # (a row per call again; no GROUP BY, which would steer SQLite off the index)
          .select_from(Attempt.__table__.join(later, and_(later.contact_id == A.contact_id, later.id != A.id)))
-         .where(A.campaign_id == c.id, is_in(ABANDONED), *span.where(A.created_at),
+         .where(A.campaign_id == c.id, A.outcome.in_(ABANDONED), *span.where(A.created_at),
                 later.created_at > A.created_at,
-                epoch(later.created_at, dialect) < epoch(A.created_at, dialect) + quiet)
-         .group_by(A.id, A.created_at))
+                epoch(later.created_at, dialect) < epoch(A.created_at, dialect) + quiet))
     out: dict[dt.date, int] = {}
-    for created, k in conn.execute(q):
+    for (created,) in conn.execute(q):
         d = created.astimezone(span.tz).date()
-        out[d] = out.get(d, 0) + int(k)
+        out[d] = out.get(d, 0) + 1
     return out

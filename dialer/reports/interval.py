@@ -11,11 +11,10 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from dialer.reports.common import ABANDONED, LIVE, A, gone_at, is_in, rate
+from dialer.reports.common import ABANDONED, LIVE, A, gone_at, rate
 from dialer.reports.period import SLOT, Span, epoch, local_bucket, slot
 from dialer.store.models import Campaign, SeatEvent
 
-COLUMNS = ["campaign", "interval", "dials", "live_answers", "answer_rate", "abandoned", "agents_logged_in"]
 MINUTES = (15, 30, 60)
 
 
@@ -54,7 +53,7 @@ def slot_counts(conn: Connection, c: Campaign, span: Span, outcomes: tuple[str, 
         if part or not sqlite:
             where.append(A.created_at >= bound if lower else A.created_at < bound)
     if outcomes is not None:
-        where.append(is_in(outcomes))
+        where.append(A.outcome.in_(outcomes))
     q = select(s, A.outcome, func.count()).where(*where).group_by(s, A.outcome)
     return [(int(n), outcome, int(k)) for n, outcome, k in conn.execute(q)]
 

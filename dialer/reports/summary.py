@@ -14,11 +14,6 @@ from dialer.store.abandonment import abandon_counts
 from dialer.store.dialable import count_dialable
 from dialer.store.models import CONTACT_STATUSES, OUTCOMES, Campaign, Contact
 
-SUMMARY = ["campaign", "status", "contacts", *CONTACT_STATUSES, "dialable", "dialled", "penetration", "attempts",
-           "in_progress", "live_answers", "answer_rate", "contact_rate", "answered", "abandoned", "abandon_rate",
-           "abandon_rate_24h", "abandon_rate_30d", "abandon_target", "mean_ring_seconds", "talk_seconds",
-           "mean_talk_seconds", "attempts_per_done"]
-OUTCOME_COLUMNS = ["campaign", "pass", "outcome", "attempts", "share"]
 
 
 @dataclass

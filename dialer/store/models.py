@@ -153,7 +153,7 @@ class Attempt(Base):
         Index("ix_attempts_campaign_outcome", "campaign_id", "outcome", "attempt_no", "ring_seconds", "talk_seconds"),
         Index("ix_attempts_campaign_contact", "campaign_id", "contact_id", "outcome"),
         # (on SQLite, migration 0009 also indexes the 15-minute slot: dialer/reports/period.py)
-        Index("ix_attempts_contact", "contact_id"),
+        Index("ix_attempts_contact", "contact_id", "created_at"),  # (created_at: the compliance report's redials)
         Index("ix_attempts_open", "worker_id", "ended_at"),
         Index("ix_attempts_open_seat", "seat", "ended_at"),
         # never two calls of one contact at once: at most one open attempt, whatever the leases say

@@ -1,5 +1,6 @@
 """Indexes for the reports: the outcome in the campaign/time index, by outcome and pass (with
-the ring and talk times), by contact, and on SQLite the 15-minute slot (dialer/reports/period.py groups by it)
+the ring and talk times), by campaign and contact, the contact's with the time, and the
+15-minute slot (an index on SQLite, statistics on PostgreSQL: dialer/reports/period.py)
 
 Revision ID: 0009
 Revises: 0008
@@ -7,7 +8,6 @@ Create Date: 2026-12-06
 """
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
@@ -28,6 +28,8 @@ def upgrade() -> None:
     op.create_index("ix_attempts_campaign_outcome", "attempts",
                     ["campaign_id", "outcome", "attempt_no", "ring_seconds", "talk_seconds"])
     op.create_index("ix_attempts_campaign_contact", "attempts", ["campaign_id", "contact_id", "outcome"])
+    op.drop_index("ix_attempts_contact", "attempts")
+    op.create_index("ix_attempts_contact", "attempts", ["contact_id", "created_at"])
     bind = op.get_bind()
     if bind.dialect.name == "sqlite":
         op.execute(f"CREATE INDEX ix_attempts_slot ON attempts (campaign_id, {SLOT}, outcome)")
@@ -41,6 +43,8 @@ def downgrade() -> None:
         op.execute("DROP INDEX ix_attempts_slot")
     elif bind.dialect.name == "postgresql":
         op.execute("DROP STATISTICS IF EXISTS st_attempts_slot")
+    op.drop_index("ix_attempts_contact", "attempts")
+    op.create_index("ix_attempts_contact", "attempts", ["contact_id"])
     op.drop_index("ix_attempts_campaign_contact", "attempts")
     op.drop_index("ix_attempts_campaign_outcome", "attempts")
     op.drop_index("ix_attempts_campaign_created", "attempts")
