@@ -35,9 +35,9 @@ def render(snap: dict[str, Any]) -> Group:
                   str(r["calls"]), str(r["outbox"]))
     parts.append(w)
     for q in snap["queues"]:
-        t = Table(title=f"queue {q['queue']}: {q['calls']} call(s) in flight, {q['waiting']} caller(s) waiting, "
-                        f"{q['ports']} port(s), level {q['level'] if q['level'] is not None else '-'}",
-                  title_justify="left")
+        parts.append(Text(f"queue {q['queue']}: {q['calls']} call(s) in flight, {q['waiting']} caller(s) waiting, "
+                          f"{q['ports']} port(s), level {q['level'] if q['level'] is not None else '-'}", style="bold"))
+        t = Table()
         for col in ("agent", "name", "state", "for", "worker"):
             t.add_column(col)
         for s in q["seats"]:
@@ -47,16 +47,16 @@ def render(snap: dict[str, Any]) -> Group:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(q["agents"].items()))
         t.caption = counts or "no agents"
         parts.append(t)
-    c = Table(title="campaigns", title_justify="left")
-    for col in ("campaign", "status", "dialable", "dials 1h", "live 1h", "aband. 1h", "dials today", "live today",
-                "aband. today", "aband. 24h", "aband. 30d", "target", "level"):
-        c.add_column(col)
+    c = Table(title="campaigns (last hour / today)", title_justify="left")
+    for col in ("campaign", "status", "dialable", "dials", "live", "abandoned", "abandon 24h / 30d", "target",
+                "level"):
+        c.add_column(col, overflow="fold")
     for r in snap["campaigns"]:
-        style = "red" if r["over_cap"] else ""
-        c.add_row(r["campaign"], r["status"], str(r["dialable"]), str(r["dials_hour"]), str(r["live_answers_hour"]),
-                  str(r["abandoned_hour"]), str(r["dials_today"]), str(r["live_answers_today"]),
-                  str(r["abandoned_today"]), Text(_pct(r["abandon_rate_24h"]), style),
-                  Text(_pct(r["abandon_rate_30d"]), style), _pct(r["abandon_target"]),
-                  "-" if r["level"] is None else str(r["level"]))
+        style = "bold red" if r["over_cap"] else ""
+        c.add_row(r["campaign"], r["status"], str(r["dialable"]), f"{r['dials_hour']} / {r['dials_today']}",
+                  f"{r['live_answers_hour']} / {r['live_answers_today']}",
+                  f"{r['abandoned_hour']} / {r['abandoned_today']}",
+                  Text(f"{_pct(r['abandon_rate_24h'])} / {_pct(r['abandon_rate_30d'])}", style),
+                  _pct(r["abandon_target"]), "-" if r["level"] is None else str(r["level"]))
     parts.append(c)
     return Group(*parts)

@@ -70,8 +70,13 @@ def _times(conn: Connection, queues: list[str], since: dt.datetime | None, until
         out.setdefault(ext, {})[state] = float(seconds or 0)
     # each seat's last state runs on: to the period's end, or to when its worker was last heard of
     gone = gone_at(conn, now)
-    for ext, queue, state, at, worker in conn.execute(select(ev.c.extension, ev.c.queue, ev.c.state, ev.c.at,
-                                                             ev.c.worker_id).where(ev.c.next_at.is_(None))):
+    last_at = (select(e.extension, func.max(e.at).label("at"))
+               .where(*mine, *([e.at < until] if until is not None else [])).group_by(e.extension).subquery())
+    rows = conn.execute(select(e.extension, e.queue, e.state, e.at, e.worker_id, e.id)
+                        .join(last_at, (last_at.c.extension == e.extension) & (last_at.c.at == e.at)).where(*mine)
+                        .order_by(e.extension, e.id)).all()
+    lasts = {ext: (queue, state, at, worker) for ext, queue, state, at, worker, _ in rows}  # (the latest of a tie)
+    for ext, (queue, state, at, worker) in lasts.items():
         stop = until if until is not None else max(now, at)
         if worker in gone:
             stop = min(stop, gone[worker])

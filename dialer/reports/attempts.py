@@ -23,10 +23,11 @@ def attempts(conn: Connection, c: Campaign, span: Span) -> Iterator[dict[str, An
          .join(Contact.__table__, ct.id == A.contact_id)
          .where(A.campaign_id == c.id, *span.where(A.created_at)).order_by(A.id))
     tz = span.tz
+    progressive = c.mode == "progressive"  # the seat that dialled is the agent's; predictive: a port
     result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(q)
     for (id_, phone, no, seat, agent, dial, callid, created, ringing, answered, bridged, ended, outcome, talk, ring,
          province, city, isp, worker, detail) in result:
-        yield {"id": id_, "campaign": c.name, "phone": phone, "attempt": no, "seat": seat, "agent": agent or seat,
+        yield {"id": id_, "campaign": c.name, "phone": phone, "attempt": no, "seat": seat, "agent": agent or (seat if progressive else ""),
                "dial_string": dial, "callid": callid, "started_at": iso(created, tz), "ringing_at": iso(ringing, tz),
                "answered_at": iso(answered, tz), "bridged_at": iso(bridged, tz), "ended_at": iso(ended, tz),
                "outcome": outcome, "talk_seconds": talk, "ring_seconds": ring, "province": province, "city": city,

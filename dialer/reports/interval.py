@@ -75,7 +75,7 @@ def sessions(conn: Connection, queue: str, since: dt.datetime, until: dt.datetim
     out: dict[str, list[tuple[float, float]]] = {}
     start: dict[str, tuple[float, str]] = {}
     for ext, t, kind, worker in rows:
-        t = float(t)
+        t = round(float(t), 3)  # (SQLite's julianday is exact to about a tenth of a millisecond)
         if kind > 0:
             start.setdefault(ext, (t, worker))
         elif ext in start:

@@ -24,6 +24,7 @@ given back.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import itertools
 import logging
@@ -102,7 +103,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, SeatLog, Jobs):
         self._seat_state: dict[str, tuple[str, str, Any]] = {}  # seat → (state, reason, since)
         self._seat_rows: list[dict[str, Any]] = []  # seat events not yet written
         self._seat_rows_dropped = 0
-        self._started_at = self.clock.now()
+        self._started_at = dt.datetime.now(dt.timezone.utc)  # (wall clock: the status row's)
 
     # -- plumbing -------------------------------------------------------------------------------
     @property

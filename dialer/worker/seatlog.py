@@ -108,32 +108,34 @@ class SeatLog(_Base):
         status = self.status_body()
         try:
             await self.lanes.call("background", store.write, rows, self.opt.worker_id, _HOST, os.getpid(),
-                                  self._started_at, self.clock.now(), status, False)
+                                  self._started_at, _wall(), status, False)
         except TRANSIENT as exc:
             self._seat_rows[:0] = rows  # kept, in order, for the next try
             log.debug("seat events not written: %s", describe(exc))
 
     async def _final_seat_log(self) -> None:
         """At shutdown: the seats' last states and the status row marked stopped."""
-        now = self.clock.now()
         for run in list(self.seats.values()):
             self._seat_gone(run)
         rows, self._seat_rows = self._seat_rows, []
         try:
             await self.lanes.call("background", store.write, rows, self.opt.worker_id, _HOST, os.getpid(),
-                                  self._started_at, now, self.status_body(), True, timeout=5)
+                                  self._started_at, _wall(), self.status_body(), True, timeout=5)
         except TRANSIENT as exc:
             log.warning("%d seat event(s) not written at the stop: %s", len(rows), describe(exc))
 
     def status_body(self) -> dict[str, Any]:
-        """What `dialer status` shows of this worker (JSON-able)."""
-        now = self.clock.now()
+        """What `dialer status` shows of this worker (JSON-able). Its times are wall-clock times
+        (the row's own, and each seat's `since`), so that any machine reads them against its own
+        clock, whatever time scale the worker runs at; the seat events keep the worker's clock."""
+        now, wall = self.clock.now(), _wall()
         seats = []
         for ext, run in sorted(self.seats.items()):
             state, reason = seat_state(run, now)
             since = self._seat_state.get(ext, (state, reason, now))[2]
+            since_wall = wall - dt.timedelta(seconds=self._real(max(0.0, (now - since).total_seconds())))
             seats.append({"extension": ext, "name": run.info.name, "queue": run.serves or run.info.queue,
-                          "role": run.info.role, "state": state, "reason": reason, "since": since.isoformat()})
+                          "role": run.info.role, "state": state, "reason": reason, "since": since_wall.isoformat()})
         queues: dict[str, dict[str, Any]] = {}
         for run in self.seats.values():
             q = queues.setdefault(run.serves or run.info.queue, {"calls": 0, "waiting": 0, "level": None})
@@ -156,3 +158,7 @@ class SeatLog(_Base):
 
 
 _HOST = socket.gethostname()[:128]
+
+
+def _wall() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

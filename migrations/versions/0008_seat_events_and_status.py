@@ -29,7 +29,8 @@ def upgrade() -> None:
         sa.Column("session", sa.Integer(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_seat_events")),
     )
-    op.create_index("ix_seat_events_extension_at", "seat_events", ["extension", "at"])
+    op.create_index("ix_seat_events_extension_at", "seat_events",
+                    ["extension", "at", "id", "state", "role", "queue", "worker_id"])
     op.create_index("ix_seat_events_at", "seat_events", ["at"])
     op.create_index("ix_seat_events_sessions", "seat_events", ["queue", "at"],
                     postgresql_where=sa.text("session <> 0"), sqlite_where=sa.text("session <> 0"))
