@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, case, func, literal, select
+from sqlalchemy import Connection, and_, case, func, literal, or_, select
 
 from dialer.reports.common import TALKED, A, count_in, gone_at, rate
 from dialer.reports.period import Span, epoch
@@ -19,7 +19,12 @@ def agents(conn: Connection, camps: list[Campaign], span: Span, now: dt.datetime
     queues = sorted({c.queue for c in camps})
     times = _times(conn, queues, span.since, span.until, now)
     who = case((A.agent_extension != "", A.agent_extension), else_=A.seat)
-    q = (select(who, count_in(TALKED), count_in(("agent_no_answer",)))
+    # missed: a progressive call the agent did not pick up, and a predictive caller transferred to
+    # an agent who did not pick up (recorded abandoned, with the agent's extension, never bridged)
+    missed = func.coalesce(func.sum(case((or_(A.outcome == "agent_no_answer",
+                                               and_(A.outcome == "abandoned", A.agent_extension != "",
+                                                    A.bridged_at.is_(None))), 1), else_=0)), 0)
+    q = (select(who, count_in(TALKED), missed)
          .where(A.campaign_id.in_([c.id for c in camps]), *span.where(A.created_at)).group_by(who))
     calls = {ext: (int(n), int(missed)) for ext, n, missed in conn.execute(q)}
     ag = Agent.__table__.c
@@ -77,7 +82,7 @@ def _times(conn: Connection, queues: list[str], since: dt.datetime | None, until
                         .order_by(e.extension, e.id)).all()
     lasts = {ext: (queue, state, at, worker) for ext, queue, state, at, worker, _ in rows}  # (the latest of a tie)
     for ext, (queue, state, at, worker) in lasts.items():
-        stop = until if until is not None else max(now, at)
+        stop = max(now, at) if until is None else min(until, max(now, at))  # (what has happened so far)
         if worker in gone:
             stop = min(stop, gone[worker])
         begin = max(at, since) if since is not None else at

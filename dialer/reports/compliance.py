@@ -69,13 +69,17 @@ def _redials(conn: Connection, c: Campaign, span: Span) -> dict[dt.date, int]:
     dialect = conn.dialect.name
     later = aliased(Attempt)
     quiet = ABANDON_QUIET.total_seconds()
-    q = (select(A.created_at)  # (a row per call again; no GROUP BY, which would steer SQLite off the index)
+    q = (select(A.created_at, later.id)  # (no GROUP BY, which would steer SQLite off the index)
          .select_from(Attempt.__table__.join(later, and_(later.contact_id == A.contact_id, later.id != A.id)))
          .where(A.campaign_id == c.id, A.outcome.in_(ABANDONED), *span.where(A.created_at),
                 later.created_at > A.created_at,
                 epoch(later.created_at, dialect) < epoch(A.created_at, dialect) + quiet))
+    first: dict[int, dt.datetime] = {}  # each call again, counted once: on the day of the first abandoned call
+    for created, call in conn.execute(q):
+        if call not in first or created < first[call]:
+            first[call] = created
     out: dict[dt.date, int] = {}
-    for (created,) in conn.execute(q):
+    for created in first.values():
         d = created.astimezone(span.tz).date()
         out[d] = out.get(d, 0) + 1
     return out

@@ -21,18 +21,23 @@ MINUTES = (15, 30, 60)
 def interval(conn: Connection, c: Campaign, span: Span, now: dt.datetime, minutes: int = 60) -> list[dict[str, Any]]:
     if minutes not in MINUTES:
         raise ValueError(f"minutes must be one of {MINUTES}")
-    buckets: dict[dt.datetime, list[int]] = {}
+    # keyed by the instant, not the local time: the hour repeated when the clocks go back is two
+    # rows (two aware times of one zone with the same wall time compare equal in Python)
+    buckets: dict[float, list[int]] = {}
     for n, outcome, k in slot_counts(conn, c, span):
-        b = buckets.setdefault(local_bucket(n, span.tz, minutes), [0, 0, 0])
+        b = buckets.setdefault(local_bucket(n, span.tz, minutes).timestamp(), [0, 0, 0])
         b[0] += k
         b[1] += k if outcome in LIVE else 0
         b[2] += k if outcome in ABANDONED else 0
     if not buckets:
         return []
-    first, last = min(buckets), max(buckets)
-    agents = logged_in_by_interval(conn, c.queue, first, last + dt.timedelta(minutes=minutes), span.tz, minutes, now)
-    return [{"campaign": c.name, "interval": start.isoformat(), "dials": d, "live_answers": live,
-             "answer_rate": rate(live, d), "abandoned": ab, "agents_logged_in": agents.get(start, 0)}
+    utc = dt.timezone.utc
+    first, end = (dt.datetime.fromtimestamp(min(buckets), utc),
+                  dt.datetime.fromtimestamp(max(buckets) + minutes * 60, utc))
+    agents = logged_in_by_interval(conn, c.queue, first, end, minutes, now)
+    return [{"campaign": c.name, "interval": dt.datetime.fromtimestamp(start, span.tz).isoformat(), "dials": d,
+             "live_answers": live, "answer_rate": rate(live, d), "abandoned": ab,
+             "agents_logged_in": agents.get(start, 0)}
             for start, (d, live, ab) in sorted(buckets.items())]
 
 
@@ -49,7 +54,8 @@ def slot_counts(conn: Connection, c: Campaign, span: Span, outcomes: tuple[str, 
             continue
         whole, part = divmod(bound.timestamp(), SLOT)
         if sqlite:  # the range of the slot index; a bound inside a slot is checked on the time too
-            where.append(s >= int(whole) if lower else s <= int(whole))
+            # (an upper bound on a slot's start leaves that slot out; one inside it keeps it)
+            where.append(s >= int(whole) if lower else (s <= int(whole) if part else s < int(whole)))
         if part or not sqlite:
             where.append(A.created_at >= bound if lower else A.created_at < bound)
     if outcomes is not None:
@@ -86,10 +92,10 @@ def sessions(conn: Connection, queue: str, since: dt.datetime, until: dt.datetim
     return out
 
 
-def logged_in_by_interval(conn: Connection, queue: str, first: dt.datetime, end: dt.datetime, tz: Any, minutes: int,
-                          now: dt.datetime) -> dict[dt.datetime, int]:
-    """Agents logged in at some moment of each interval from `first` to `end` (local starts;
-    the intervals are whole slots apart, so they are a fixed number of seconds long)."""
+def logged_in_by_interval(conn: Connection, queue: str, first: dt.datetime, end: dt.datetime, minutes: int,
+                          now: dt.datetime) -> dict[float, int]:
+    """Agents logged in at some moment of each interval from `first` to `end`, by the interval's
+    start (a Unix time; the intervals are whole slots apart, a fixed number of seconds long)."""
     step = minutes * 60
     t0, t1 = first.timestamp(), end.timestamp()
     n = int((t1 - t0) // step) + 2
@@ -105,12 +111,12 @@ def logged_in_by_interval(conn: Connection, queue: str, first: dt.datetime, end:
                 diff[i] += 1
                 diff[j + 1] -= 1
                 last = j
-    out: dict[dt.datetime, int] = {}
+    out: dict[float, int] = {}
     level = 0
     for i in range(n):
         level += diff[i]
         if level:
-            out[dt.datetime.fromtimestamp(t0 + i * step, tz)] = level
+            out[t0 + i * step] = level
     return out
 
 

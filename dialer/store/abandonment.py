@@ -31,7 +31,8 @@ class AbandonCounts:
 
 def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now: dt.datetime) -> dict[int, AbandonCounts]:
     """Per campaign: abandoned calls and live answers over the 24 hours (Ofcom: a day) and the
-    30 days (FCC) ending at `now`, counted from the attempts started in those windows."""
+    30 days (FCC) ending at `now` (`now` itself left out: a window ending at `--until` stops where
+    the period does), counted from the attempts started in those windows."""
     if not campaign_ids:
         return {}
     a = Attempt.__table__.c
@@ -43,7 +44,7 @@ def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now
                 func.sum(case((and_(recent, a.outcome.in_(ABANDONED)), 1), else_=0)),
                 func.sum(case((and_(recent, a.outcome.in_(LIVE)), 1), else_=0)))
          .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= now - dt.timedelta(days=30),
-                a.created_at <= now, a.outcome.in_(LIVE))
+                a.created_at < now, a.outcome.in_(LIVE))
          .group_by(a.campaign_id))
     if isinstance(engine, Connection):  # (a report's own connection)
         rows = engine.execute(q).all()
