@@ -7,7 +7,6 @@ The commands live by subject: `app` (the group, its options and the configuratio
 `common` (the store, errors, output), `campaigns`, `lists`, `agents`, `worker`, `sim`, `reports` (reports and status).
 """
 
-from dialer.cli import agents, campaigns, lists, reports, sim, worker  # noqa: F401  (they register their commands)
-from dialer.cli.app import main, run
+from dialer.cli.app import main, run  # (each command's module is loaded when it runs: app.LAZY)
 
 __all__ = ["main", "run"]

@@ -38,6 +38,28 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
+#: each command's module: loaded when the command runs (or help lists them), so that a command
+#: starts without importing the others (`dialer status` must answer in half a second)
+LAZY = {"agents": "agents", "dnc": "agents", "db": "campaigns", "campaign": "campaigns", "import": "lists",
+        "contacts": "lists", "dialstring": "lists", "report": "reports", "status": "reports", "sim": "sim",
+        "worker": "worker", "demo": "worker"}
+
+
+class LazyGroup(click.Group):
+    """The top-level group: its commands' modules are imported on first use (each registers its
+    commands on `main` as it is imported)."""
+
+    def list_commands(self, ctx: click.Context | None) -> list[str]:  # type: ignore[override]
+        return sorted(set(self.commands) | set(LAZY))
+
+    def get_command(self, ctx: click.Context | None, cmd_name: str) -> click.Command | None:  # type: ignore[override]
+        if cmd_name not in self.commands and cmd_name in LAZY:
+            import importlib
+
+            importlib.import_module(f"dialer.cli.{LAZY[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
 def _defaults(file: str, command: click.Command, data: dict[str, Any], where: str) -> dict[str, Any]:
     """A click default map for `command` from a config table; InputError for an unknown name."""
     by_option: dict[str, tuple[str, bool]] = {}  # long name → (parameter, the --no- side of a flag)
@@ -54,9 +76,9 @@ def _defaults(file: str, command: click.Command, data: dict[str, Any], where: st
     for key, val in data.items():
         name = key.replace("_", "-")
         if isinstance(val, dict):
-            sub = command.commands.get(key) if isinstance(command, click.Group) else None
+            sub = command.get_command(None, key) if isinstance(command, click.Group) else None  # type: ignore[arg-type]
             if sub is None:
-                known = ", ".join(sorted(command.commands)) if isinstance(command, click.Group) else "none"
+                known = ", ".join(command.list_commands(None)) if isinstance(command, click.Group) else "none"  # type: ignore[arg-type]
                 raise InputError(f"{file}: unknown section [{where}{key}] (commands: {known})")
             out[key] = _defaults(file, sub, val, f"{where}{key}.")
         elif name in by_option:
@@ -70,7 +92,7 @@ def _defaults(file: str, command: click.Command, data: dict[str, Any], where: st
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DIALER"})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "DIALER"})
 @click.option("--db", envvar="DIALER_DB", default="sqlite:///dialer.db", show_default=True,
               help="Database URL (also $DIALER_DB).")
 @click.option("--config", type=FilePath(dir_okay=False), callback=_load_config, is_eager=True,
