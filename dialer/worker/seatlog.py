@@ -62,9 +62,18 @@ class SeatLog(_Base):
     """Seat events and the status row (a mixin of `Worker`)."""
 
     def _note_seat(self, run: SeatRun, at: dt.datetime | None = None) -> None:
-        ext = run.info.extension
         now = at or self.clock.now()
-        state, reason = seat_state(run, now)
+        self._enter(run, *seat_state(run, now), now)
+
+    def _seat_gone(self, run: SeatRun) -> None:
+        """The seat is logged out and let go."""
+        if run.info.extension in self._seat_state:
+            self._enter(run, "logged_out", "", self.clock.now())
+
+    def _enter(self, run: SeatRun, state: str, reason: str, now: dt.datetime) -> None:
+        """The seat is in `state` from `now`: a row when that is a change (a login session starts
+        where the seat leaves the out states, and ends where it enters them)."""
+        ext = run.info.extension
         last = self._seat_state.get(ext)
         if last is not None and last[0] == state and last[1] == reason:
             return
@@ -75,22 +84,10 @@ class SeatLog(_Base):
         self._seat_state[ext] = (state, reason, now)
         self._seat_rows.append({"at": now, "worker_id": self.opt.worker_id, "extension": ext,
                                 "queue": run.serves or run.info.queue, "role": run.info.role, "state": state,
-                                "reason": reason, "session": (is_in - was_in)})
+                                "reason": reason, "session": is_in - was_in})
         if len(self._seat_rows) > MAX_BUFFERED:
             del self._seat_rows[: len(self._seat_rows) - MAX_BUFFERED]
             self._seat_rows_dropped += 1
-
-    def _seat_gone(self, run: SeatRun) -> None:
-        """The seat is logged out and let go."""
-        ext = run.info.extension
-        last = self._seat_state.get(ext)
-        if last is None or last[0] == "logged_out":
-            return
-        now = self.clock.now()
-        self._seat_state[ext] = ("logged_out", "", now)
-        self._seat_rows.append({"at": now, "worker_id": self.opt.worker_id, "extension": ext,
-                                "queue": run.serves or run.info.queue, "role": run.info.role, "state": "logged_out",
-                                "reason": "", "session": -1 if last[0] not in OUT_STATES else 0})
 
     def _note_all_seats(self) -> None:
         """The periodic look: states that change by the clock alone (the end of wrap-up)."""
