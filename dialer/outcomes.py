@@ -50,6 +50,7 @@ from typing import Literal
 
 from dialer.cti import protocol as p
 from dialer.errors import DialerError
+from dialer.outcome_sets import FINAL_OUTCOMES
 from dialer.window import CallingWindow, WindowError
 
 
@@ -99,10 +100,7 @@ TRANSITIONS: dict[State, dict[Event, State]] = {
 
 OutcomeName = Literal["answered", "no_answer", "busy", "failed", "agent_no_answer", "abandoned", "timeout",
                       "interrupted", "answered_late"]
-#: Outcomes after which the contact is done: it talked to an agent (`answered_late`: a predictive
-#: call bridged more than 2 s after the answer — counted as abandoned for the rate, final for the
-#: contact).
-FINAL_OUTCOMES = frozenset({"answered", "answered_late"})
+# (FINAL_OUTCOMES: the outcomes after which the contact is done, dialer/outcome_sets.py)
 
 #: (state when it ended, what ended it) → outcome. `RING_TIMEOUT` marks a call we hung up.
 OUTCOME_RULES: dict[tuple[State, Event], OutcomeName] = {

@@ -9,9 +9,7 @@ import click
 
 from dialer.cli.app import main
 from dialer.cli.common import InputError, emit, guard, store_of
-
-REPORT_NAMES = ["summary", "outcomes", "compliance", "agents", "interval", "hourly", "attempts"]
-
+from dialer.reports.fields import REPORTS
 
 def _when(value: str | None, option: str) -> Any:
     from dialer.reports.period import PeriodError, parse_when
@@ -23,7 +21,7 @@ def _when(value: str | None, option: str) -> Any:
 
 
 @main.command("report")
-@click.argument("name", type=click.Choice(REPORT_NAMES))
+@click.argument("name", type=click.Choice(REPORTS))
 @click.option("--campaign", "campaign_names", multiple=True, help="Only this campaign (repeat for more) [all].")
 @click.option("--since", help="From this date or time: YYYY-MM-DD, YYYY-MM-DDTHH:MM (in each campaign's "
               "timezone) or with an offset (+08:00).")

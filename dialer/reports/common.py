@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import Connection, case, func, or_, select
 
 from dialer.errors import DialerError
-from dialer.store.abandonment import ABANDONED, LIVE
+from dialer.outcome_sets import ABANDONED, FINAL_OUTCOMES, LIVE
 from dialer.store.models import Attempt, Campaign
 
-#: outcomes where the customer talked to an agent (answered_late too: final for the contact)
-TALKED = ("answered", "answered_late")
+#: outcomes where the customer talked to an agent: those after which the contact is done
+TALKED = tuple(sorted(FINAL_OUTCOMES))
 
 A = Attempt.__table__.c
 

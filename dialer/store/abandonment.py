@@ -10,13 +10,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
+from dialer.outcome_sets import ABANDONED, LIVE
 from dialer.store.models import Attempt
 
-
-#: Outcomes that count as abandoned, and as live answers, for the FCC/Ofcom rate. The API cannot
-#: tell a person from an answering machine, so every answer counts as live.
-ABANDONED = ("abandoned", "answered_late")
-LIVE = ("answered", "answered_late", "abandoned")
+__all__ = ["ABANDONED", "LIVE", "AbandonCounts", "abandon_counts"]
 
 
 @dataclass(frozen=True, slots=True)
