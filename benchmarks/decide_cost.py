@@ -31,10 +31,7 @@ def record(agents: int, seed: int, hours: float, share: float) -> list[tuple]:
 
     def keep(snap: pacing.Snapshot, est: pacing.Estimates, cfg: pacing.PacerConfig) -> int:
         if pick.random() < share:
-            copy = pacing.Estimates(dials=est.dials, answers=est.answers, window=est.window, **{
-                name: list(getattr(est, name))
-                for name in ("ring_times", "busy_times", "wrap_times", "talk_times", "short_times")})
-            sample.append((snap, copy, cfg))
+            sample.append((snap, est.copy(), cfg))
         return real(snap, est, cfg)
 
     shift_sim.pacing.decide = keep

@@ -155,11 +155,11 @@ def decide_exact(snap: pacing.Snapshot, est: pacing.Estimates, alpha: float, max
 class FrontierSim(Sim):
     """shift_sim's simulation with the exact rule as two more policies."""
 
-    def pace(self) -> None:
+    def pace(self, pool) -> None:
         if not self.policy.startswith("exact"):
-            super().pace()
+            super().pace(pool)
             return
-        self.place(decide_exact(self.snapshot(oracle=self.policy == "exact-oracle"), self.est, self.param))
+        self.place(pool, decide_exact(self.snapshot(pool, oracle=self.policy == "exact-oracle"), pool.est, self.param))
 
 
 def simulate(args: tuple[str, int, int, float, float]):

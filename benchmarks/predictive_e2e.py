@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -41,7 +42,8 @@ from dialer.sim.model import AgentProfile
 from dialer.sim.process import SimProcess
 from dialer.sim.scenario import SimConfig
 from dialer.store import repo
-from dialer.store.engine import make_engine
+from dialer.store.abandonment import LIVE
+from dialer.store.engine import make_engine, scratch_database
 from dialer.store.migrate import upgrade
 from dialer.store.models import Attempt, Contact
 from dialer.worker import Worker, WorkerOptions
@@ -54,8 +56,10 @@ START = dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Beij
 
 async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale: float = 0.02, seed: int = 0,
                     ports: int | None = None, ring_timeout: int = 25, separate: bool = True,
-                    port_queue: str = "") -> dict:
-    """One compressed shift; returns the scores (see the module's docstring)."""
+                    port_queue: str = "", workers: int = 1) -> dict:
+    """One compressed shift; returns the scores (see the module's docstring). With `workers` > 1
+    the agents are split between that many workers on the one database (`max_seats`), each
+    pacing its own and leasing its own ports."""
     ports = ports if ports is not None else 3 * agents
     agent_ext = [str(6000 + i) for i in range(agents)]
     port_ext = [str(8000 + i) for i in range(ports)]
@@ -85,19 +89,28 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
         conn.execute(insert(Contact), [
             {"campaign_id": cid, "phone": f"+86138{i:08d}", "kind": "mobile", "next_attempt_at": START}
             for i in range(n_contacts)])
-    worker = Worker(engine, WorkerOptions(
-        cti_url=url, campaigns=("shift",), worker_id="e2e", clock=Clock(scale=scale, origin=START),
-        cti_heartbeat=0, drain_timeout=0.0, backoff=lambda: itertools.repeat(0.05)), handle_signals=False)
+    clock = Clock(scale=scale, origin=START)  # one clock: the workers of one machine
+    pool = [Worker(engine, WorkerOptions(
+        cti_url=url, campaigns=("shift",), worker_id="e2e" if workers == 1 else f"e2e-{k}", clock=clock,
+        cti_heartbeat=0, drain_timeout=0.0, backoff=lambda: itertools.repeat(0.05),
+        max_seats=None if workers == 1 else (agents * (k + 1)) // workers - (agents * k) // workers),
+        handle_signals=False) for k in range(workers)]
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.3)  # logins
+    tasks = []
+    for worker in pool:  # one after the other: each leases its share of the seats
+        tasks.append(asyncio.create_task(worker.run()))
+        await asyncio.sleep(0.3)  # logins
     t0 = loop.time()
     shift_real = hours * 3600 * scale
     await asyncio.sleep(shift_real)
     t1 = loop.time()
-    worker.request_stop()
-    await asyncio.wait_for(task, 60)
+    seats = [[sum(1 for r in w.seats.values() if r.is_port == port) for port in (False, True)] for w in pool]
+    # what each pacer counts of the campaign's day: its own calls and, from the database, the others'
+    views = [[sum(n.abandoned_day for _, n in w.abandonment()), sum(n.live_day for _, n in w.abandonment())] for w in pool]
+    for worker in pool:
+        worker.request_stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
     if isinstance(sim, SimProcess):
         call_log, ivr_log = await asyncio.to_thread(sim.stop)
     else:
@@ -135,7 +148,11 @@ async def run_shift(db_url: str, *, agents: int = 20, hours: float = 8.0, scale:
         "agents": agents, "ports": ports, "port_queue": port_queue or "ob20", "hours": hours, "scale": scale, "seed": seed,
         "occupancy": talk / (agents * hours * 3600), "live": live, "abandoned": abandoned,
         "abandon_rate": abandoned / live if live else 0.0, "bridged_late": bridged_late,
-        "dials": worker.stats.dials, "outcomes": outcomes,
+        "dials": sum(w.stats.dials for w in pool), "outcomes": outcomes, "workers": workers,
+        "seats_by_worker": seats,  # [agents, ports] each worker held at the end
+        "counts_by_worker": views,  # [abandoned, live] each worker's pacer counted at the end
+        "recorded_live": sum(outcomes.get(o, 0) for o in LIVE),
+        "dials_by_worker": [w.stats.dials for w in pool],
         "worker_abandoned": len(sent) + sum(otherwise.values()),
         "sent_to_ivr": len(sent),
         "sent_to_ivr_not_there": sum(1 for callid in sent if callid not in ivr),
@@ -152,16 +169,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ports", type=int, default=None, help="dialer ports [3 × agents]")
     ap.add_argument("--port-queue", default="", help="the ports' own queue [the agents' queue, ob20]")
-    ap.add_argument("--db", help="database URL [a fresh SQLite file]")
+    ap.add_argument("--workers", type=int, default=1, help="workers splitting the agents (PostgreSQL: --db)")
+    ap.add_argument("--db", help="database URL [a fresh SQLite file]; on a PostgreSQL server, a scratch database")
     ap.add_argument("--same-process", action="store_true", help="run the simulator in this process")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO if a.verbose else logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = a.db or f"sqlite:///{Path(tmp) / 'e2e.db'}"
+    if a.workers > 1 and not (a.db or "").startswith("postgresql"):
+        ap.error("--workers > 1 needs PostgreSQL (--db postgresql+psycopg://…): SQLite is for one worker")
+    with contextlib.ExitStack() as stack:
+        if a.db and a.db.startswith("postgresql"):  # a database of its own on that server, dropped after
+            url = stack.enter_context(scratch_database(a.db, "dialer_e2e"))
+        else:
+            url = a.db or f"sqlite:///{Path(stack.enter_context(tempfile.TemporaryDirectory())) / 'e2e.db'}"
         result = asyncio.run(run_shift(url, agents=a.agents, hours=a.hours, scale=a.scale, seed=a.seed, ports=a.ports,
-                                      separate=not a.same_process, port_queue=a.port_queue))
+                                      separate=not a.same_process, port_queue=a.port_queue, workers=a.workers))
     if a.json:
         print(json.dumps(result, indent=2))
         return

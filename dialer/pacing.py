@@ -7,7 +7,8 @@ an agent within 2 s or it is abandoned. For each point t of `GRID` (2 to 19 s ah
 compares the answers it expects by t with the agents it expects free by t:
 
 * answers: the callers waiting, each call in flight by P(answered within t | unanswered after
-  `age` s), each new call by p̂ · P(ring ≤ t) — from the running answer rate and ring times;
+  `age` s), each new call by p̂ · P(ring ≤ t) — from the running answer rate and ring times
+  (dialer/estimates.py: the answer rate forgets what came before a change the dials show);
 * agents: ready ones fully; one in after-call work by the distribution of after-call work given
   how long it has lasted; one talking by the talks that lasted longer than its present one, each
   followed by after-call work (five quantiles) unless it was a machine's;
@@ -15,7 +16,7 @@ compares the answers it expects by t with the agents it expects free by t:
 and places the largest n that keeps, at every t, answers + z standard deviations ≤ agents. The
 margin z is `base_z` at the setpoint and grows with the abandonment measured over the last 24
 hours (Ofcom) and 30 days (FCC), live answers only. It starts as progressive (one call per ready
-agent) until it has enough samples, never places fewer calls than that (they cannot be
+agent) until it has enough samples (a worker warms them from the campaign's recent record first), never places fewer calls than that (they cannot be
 abandoned), never more than `max_calls_per_agent` per logged-in agent, and nothing when no agent
 is logged in or the window is closing. docs/pacing.md has the details and the measurements.
 """
@@ -24,69 +25,18 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
-MIN_SAMPLES = 30  # answered calls and finished talks needed before looking ahead
-WARMUP_SPELLS_PER_AGENT = 2  # and this many finished spells per agent logged in
+from dialer.estimates import MIN_SAMPLES, Estimates, History
+
+__all__ = ["MIN_SAMPLES", "AgentState", "Estimates", "History", "PacerConfig", "Snapshot", "decide"]
+
+WARMUP_SPELLS_PER_AGENT = 2  # finished spells per agent logged in (seen in all) before looking ahead
 #: Talks (or spells) that lasted longer than an agent's present one, needed to say when it will
 #: end; with fewer the agent is expected to stay busy.
 MIN_TAIL = 5
-
-
-@dataclass
-class Estimates:
-    """Running estimates the worker keeps (pure data; `observe_*` update them). Each kind of
-    sample is a sliding window of the last `window` values, kept sorted."""
-
-    dials: int = 0
-    answers: int = 0  # answered (live or machine)
-    ring_times: list[float] = field(default_factory=list)  # of answered calls, sorted
-    busy_times: list[float] = field(default_factory=list)  # whole spells, talk + wrap-up, sorted
-    wrap_times: list[float] = field(default_factory=list)  # wrap-ups alone, sorted
-    talk_times: list[float] = field(default_factory=list)  # talks followed by a wrap-up, sorted
-    short_times: list[float] = field(default_factory=list)  # talks with no wrap-up (machines), sorted
-    window: int = 2000  # keep at most this many samples of each
-    _order: dict[str, deque[float]] = field(default_factory=dict, repr=False)  # each list's arrivals
-
-    def _add(self, name: str, x: float) -> None:
-        values: list[float] = getattr(self, name)
-        bisect.insort(values, x)
-        order = self._order.setdefault(name, deque())
-        order.append(x)
-        if len(order) > self.window:  # the oldest goes: the estimates follow the day
-            del values[bisect.bisect_left(values, order.popleft())]
-
-    def observe_dial_end(self, answered: bool, ring: float | None) -> None:
-        self.dials += 1
-        if answered:
-            self.answers += 1
-            if ring is not None:
-                self._add("ring_times", ring)
-
-    def observe_agent_busy(self, seconds: float) -> None:
-        """A finished spell: from the bridge to the agent being free again."""
-        self._add("busy_times", seconds)
-
-    def observe_wrap(self, seconds: float) -> None:
-        """A finished after-call work (the worker sees it start at the hangup)."""
-        self._add("wrap_times", seconds)
-
-    def observe_talk(self, seconds: float, wrapped: bool) -> None:
-        """A finished talk, from the bridge to the hangup, and whether after-call work followed
-        (none after an answering machine)."""
-        self._add("talk_times" if wrapped else "short_times", seconds)
-
-    @property
-    def p_answer(self) -> float:
-        return self.answers / self.dials if self.dials else 0.0
-
-    @property
-    def ready(self) -> bool:
-        # ring times too: an answer whose ringing the worker did not see has none
-        return self.answers >= MIN_SAMPLES and min(len(self.ring_times), len(self.busy_times)) >= MIN_SAMPLES
 
 
 class AgentState(NamedTuple):
@@ -157,7 +107,7 @@ def decide(snap: Snapshot, est: Estimates, cfg: PacerConfig = PacerConfig()) -> 
     # one call in flight per ready agent can never be abandoned (each answer finds the agent it
     # was placed for): never fewer than that
     floor = max(0, min(cap, ready - in_flight - snap.waiting))
-    if not est.ready or len(est.busy_times) < WARMUP_SPELLS_PER_AGENT * logged_in:
+    if not est.ready or est.spells_seen < WARMUP_SPELLS_PER_AGENT * logged_in:
         # progressive until the estimates mean something: early in a shift only the short
         # spells have ended, so the spell lengths seen so far are too short
         return floor

@@ -8,12 +8,13 @@ from dialer import pacing
 from dialer.pacing import AgentState, Estimates, PacerConfig, Snapshot, decide
 
 
-def trained(p: float = 0.35, seed: int = 1) -> Estimates:
+def trained(p: float = 0.35, seed: int = 1, rings: bool = True) -> Estimates:
     rng = random.Random(seed)
     est = Estimates()
     for _ in range(400):
         answered = rng.random() < p
-        est.observe_dial_end(answered, rng.uniform(4, 20) if answered else None)
+        ring = rng.uniform(4, 20)
+        est.observe_dial_end(answered, ring if answered and rings else None)
     for _ in range(200):
         est.observe_agent_busy(rng.lognormvariate(4.6, 0.65) + rng.gammavariate(4, 5))
     return est
@@ -127,9 +128,7 @@ def test_answers_without_ring_times_stay_progressive() -> None:
     """Answers whose ringing was not seen carry no ring time: until 30 have one the pacer has no
     time-to-answer to look ahead with, and keeps one call per ready agent (it used to divide by
     the count of none)."""
-    est = trained()
-    est.ring_times.clear()
-    est._order.pop("ring_times")
+    est = trained(rings=False)
     snap = Snapshot(agents=[READY] * 4 + [busy(30.0)] * 6, calls_in_flight=[1.0])
     assert not est.ready
     assert decide(snap, est) == 3

@@ -52,3 +52,30 @@ async def test_one_hour_of_predictive_dialing_matches_the_benchmark(db_url) -> N
     assert result["sent_to_ivr"] > 0 and result["sent_to_ivr_not_there"] == 0, result
     assert sum(result["abandoned_otherwise"].values()) <= 2, result
     assert result["outcomes"].get("answered", 0) > 300
+
+
+@pytest.mark.timeout(300)
+async def test_two_workers_splitting_twenty_agents_hold_the_cap_together(db_url) -> None:
+    """Two workers on one database, 10 agents and 30 ports each, pacing one campaign: each
+    steers on the campaign's abandonment (its own calls and the other's, read every 5 s), and
+    together they keep the agents as busy as the simulation of two such workers, under the cap."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("several workers share a PostgreSQL database (SQLite is for one worker)")
+    e2e, des = _load("predictive_e2e"), _load("shift_sim")
+    result = await e2e.run_shift(db_url, agents=20, hours=1.0, scale=0.02, seed=3, workers=2)
+    from dialer import pacing
+
+    z = pacing.PacerConfig().base_z
+    expected = statistics.fmean(des.simulate(("ours", 20, seed, z, {
+        "shift": 3600.0, "ring_timeout": 25.0, "workload": {}, "split": 2})).occupancy for seed in range(10))
+    assert result["seats_by_worker"] == [[10, 30], [10, 30]], result
+    assert min(result["dials_by_worker"]) > 300, result
+    assert abs(result["occupancy"] - expected) <= 0.05, (result, expected)
+    assert result["abandon_rate"] <= 0.05, result
+    assert result["sent_to_ivr"] > 0 and result["sent_to_ivr_not_there"] == 0, result
+    assert sum(result["abandoned_otherwise"].values()) <= 2, result
+    # each pacer counted the whole campaign's day, not its own half: all but the calls still
+    # talking (a live answer is recorded when it ends) and those of the last few seconds
+    for abandoned, live in result["counts_by_worker"]:
+        assert live >= 0.85 * result["recorded_live"], result
+        assert abandoned >= result["worker_abandoned"] - 2, result

@@ -92,3 +92,57 @@ def test_calibration_returns_a_run_under_the_target() -> None:
     assert [r.seed for r in results] == [0, 1, 2]
     assert sum(r.abandon_rate for r in results) / 3 <= 0.03
     assert 0.3 <= param < 0.525
+
+
+def test_schedules_of_the_day() -> None:
+    import argparse
+
+    from shiftsim import day
+
+    step = day.schedule(0.15, day.step("4:0.35"), None)
+    assert [day.value_at(step, h * 3600) for h in (0, 3.99, 4, 7)] == [0.15, 0.15, 0.35, 0.35]
+    drift = day.by_hour("0.15,0.35,0.15")
+    assert [round(day.value_at(drift, t), 4) for t in (0, 1800, 3600, 5400, 7200, 9999)] == [0.15, 0.25, 0.35, 0.25, 0.15, 0.15]
+    assert day.retune_times({"p_live": step}, 8 * 3600) == [4 * 3600.0]
+    assert day.retune_times({"p_live": drift}, 8 * 3600) == [60.0 * k for k in range(1, 121)]  # each minute
+    with pytest.raises(argparse.ArgumentTypeError):
+        day.schedule(0.2, day.step("1:0.3"), drift)
+    with pytest.raises(argparse.ArgumentTypeError):
+        day.step("four:0.3")
+
+
+def test_the_answer_rate_steps_in_the_simulation() -> None:
+    opts = dict(HOUR, shift=7200.0, schedules={"p_live": [(0.0, 0.15), (3600.0, 0.15), (3600.0, 0.45)]})
+    sim_run = sim.Sim("ours", 20, 1, sim.Workload(p_live=0.15), 7200.0, 25.0, 1.75, schedules=opts["schedules"])
+    r = sim_run.run()
+    assert sim_run.w.p_live == 0.45
+    first, second = (r.occupancy_between(0, 3600), r.occupancy_between(3600, 7200))
+    assert second > first  # more answers: the agents talk more
+    assert sim_run.est.changes >= 1  # the estimates saw the step
+    assert abs(sim_run.est.p_answer - 0.55) < 0.06  # live 0.45 + machines 0.10
+
+
+def test_a_warm_restart_keeps_the_occupancy_a_cold_one_loses() -> None:
+    """A worker restarted at hour 1: warmed from the campaign's last hour it paces at once; cold,
+    it dials progressive until it has learnt again (the first 5 minutes after the restart)."""
+    import statistics
+
+    def first_minutes(warm: bool) -> float:
+        runs = [sim.simulate(("ours", 20, seed, 1.75, dict(HOUR, shift=5400.0, restart={"at": 3600.0, "warm": warm})))
+                for seed in range(3)]
+        return statistics.fmean(r.occupancy_between(3600, 3900) for r in runs)
+
+    warm, cold = first_minutes(True), first_minutes(False)
+    assert warm > cold + 0.08, (warm, cold)
+
+
+def test_two_workers_each_pace_their_own_agents_on_one_rate() -> None:
+    run = sim.Sim("ours", 20, 2, sim.Workload(), 3600.0, 25.0, 1.75, split=2, share_every=5.0)
+    r = run.run()
+    a, b = run.pools
+    assert (a.n, b.n) == (10, 10) and a.est is not b.est
+    assert a.est.dials > 100 and b.est.dials > 100 and a.live + b.live == r.live
+    assert a.abandoned + b.abandoned == r.abandoned
+    # each worker steers on the campaign's rate: its own calls and the other's as last read
+    snap = run.snapshot(a)
+    assert snap.live_today == a.live + a.others[1] and a.others[1] <= b.live and a.others[1] > 0.9 * b.live

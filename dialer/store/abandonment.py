@@ -26,10 +26,12 @@ class AbandonCounts:
     live_30d: int = 0
 
 
-def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now: dt.datetime) -> dict[int, AbandonCounts]:
+def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now: dt.datetime, *,
+                   start: dt.datetime | None = None, end: dt.datetime | None = None) -> dict[int, AbandonCounts]:
     """Per campaign: abandoned calls and live answers over the 24 hours (Ofcom: a day) and the
     30 days (FCC) ending at `now` (`now` itself left out: a window ending at `--until` stops where
-    the period does), counted from the attempts started in those windows."""
+    the period does), counted from the attempts started in those windows — of them, only those
+    started in [`start`, `end`) when given (the worker reads the last minutes apart)."""
     if not campaign_ids:
         return {}
     a = Attempt.__table__.c
@@ -37,11 +39,12 @@ def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now
     is_ab = func.sum(case((a.outcome.in_(ABANDONED), 1), else_=0))
     is_live = func.sum(case((a.outcome.in_(LIVE), 1), else_=0))
     recent = a.created_at >= day
+    lo = now - dt.timedelta(days=30) if start is None else max(start, now - dt.timedelta(days=30))
+    hi = now if end is None else min(end, now)
     q = (select(a.campaign_id, is_ab, is_live,
                 func.sum(case((and_(recent, a.outcome.in_(ABANDONED)), 1), else_=0)),
                 func.sum(case((and_(recent, a.outcome.in_(LIVE)), 1), else_=0)))
-         .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= now - dt.timedelta(days=30),
-                a.created_at < now, a.outcome.in_(LIVE))
+         .where(a.campaign_id.in_(list(campaign_ids)), a.created_at >= lo, a.created_at < hi, a.outcome.in_(LIVE))
          .group_by(a.campaign_id))
     if isinstance(engine, Connection):  # (a report's own connection)
         rows = engine.execute(q).all()

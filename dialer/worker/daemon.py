@@ -99,7 +99,10 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, SeatLog, Jobs):
         self.predictive: dict[str, PredictiveQueue] = {}
         self._counts: dict[int, abandonment.AbandonCounts] = {}  # from the database, refreshed
         self._counted: dict[int, list[int]] = {}  # [abandoned, live] recorded since the refresh
-        self._counts_at = None
+        self._counts_at: dt.datetime | None = None  # the last full read
+        self._counts_edge: dt.datetime | None = None  # it counted the attempts started before this
+        self._recent: dict[int, abandonment.AbandonCounts] = {}  # those since, read every counts_every
+        self._recent_at: dt.datetime | None = None
         self._seat_state: dict[str, tuple[str, str, Any]] = {}  # seat → (state, reason, since)
         self._seat_rows: list[dict[str, Any]] = []  # seat events not yet written
         self._seat_rows_dropped = 0
@@ -205,6 +208,7 @@ class Worker(Seats, Dispatch, Calls, Handover, Pacing, Recorder, SeatLog, Jobs):
                         "every %.0f s", ", ".join(sorted({c.queue for c in self.campaigns})), self.opt.seats_every)
         if predictive:
             await self._refresh_counts(self.clock.now())
+            await self._warm_start(self.clock.now())
         runs = [self._add_seat(info) for info in infos]
         await self._connect_all(runs)
         self.scheduler = AsyncIOScheduler(event_loop=self.loop)

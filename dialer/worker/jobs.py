@@ -114,8 +114,6 @@ class Jobs(_Base):
 
     async def _reload(self) -> None:
         """Pick up campaign changes, note windows opening and closing, and stop when done."""
-        import datetime as dt
-
         names = self.opt.campaigns or tuple(c.name for c in self.campaigns)
         try:
             version = await self.lanes.call("background", db.campaigns_version, names)
@@ -133,7 +131,7 @@ class Jobs(_Base):
                 log.info("campaign %s: calling window %s", c.name, "open" if is_open else "closed")
                 self._window_open[c.id] = is_open
                 self._wake_all()
-        if self.predictive and (self._counts_at is None or now - self._counts_at >= dt.timedelta(seconds=60)):
+        if self.predictive and self._counts_due(now):
             await self._refresh_counts(now)
         if self.opt.until_done and not self.draining and self._quiet():
             try:

@@ -46,6 +46,7 @@ class WorkerOptions:
     refresh_every: float = 5.0
     status_every: float = 2.0  # simulated seconds between status rows (at least a real second)
     dispatch_every: float = 1.0
+    counts_every: float = 5.0  # simulated seconds between reads of the latest abandonment counts
     seats_every: float = 10.0  # simulated seconds between looks for seats to lease
     agent_leg_timeout: float = 30.0  # how long the agent's extension may ring
     setup_timeout: float = 20.0  # agent up → customer ringing

@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dialer import pacing
-from dialer.store import abandonment
+from dialer.store import abandonment, history
 from dialer.store.models import Campaign
 from dialer.store.dialable import window_of
 from dialer.worker.lanes import TRANSIENT, describe
@@ -20,6 +20,11 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+
+#: the abandonment counts are read in full this often; the attempts of the last `RECENT` before
+#: that read are read again every `counts_every` (their outcomes may still change)
+COUNTS_FULL = dt.timedelta(seconds=60)
+RECENT = dt.timedelta(minutes=10)
 
 
 class Pacing(_Base):
@@ -32,27 +37,57 @@ class Pacing(_Base):
 
     async def _refresh_counts(self, now: dt.datetime) -> None:
         """Abandoned calls and live answers of the predictive campaigns, from the database (every
-        worker's), over the last day and 30 days."""
+        worker's), over the last day and 30 days: in full every `COUNTS_FULL`, counted up to
+        `RECENT` before the refresh; the attempts since then again every `counts_every` (a range of
+        a few minutes of the index), so that what other workers record reaches this one's pacer
+        within seconds — the cap holds for the campaign, not for each worker."""
         ids = [c.id for c in self.campaigns if c.mode == "predictive"]
+        full = self._counts_at is None or now - self._counts_at >= COUNTS_FULL
+        edge = now - RECENT if full else self._counts_edge
         try:
-            counts = await self.lanes.call("background", abandonment.abandon_counts, ids, now)
+            if full:
+                base = await self.lanes.call("background", abandonment.abandon_counts, ids, now, end=edge)
+            recent = await self.lanes.call("background", abandonment.abandon_counts, ids, now, start=edge)
         except TRANSIENT as exc:
             log.error("abandonment counts not refreshed: %s", describe(exc))
             return
-        self._counts, self._counted, self._counts_at = counts, {}, now
+        if full:
+            self._counts, self._counts_at, self._counts_edge = base, now, edge
+        self._recent, self._counted, self._recent_at = recent, {}, now
+
+    def _counts_due(self, now: dt.datetime) -> bool:
+        return self._recent_at is None or now - self._recent_at >= dt.timedelta(seconds=self.opt.counts_every)
+
+    async def _warm_start(self, now: dt.datetime) -> None:
+        """Each predictive queue's estimates learn the campaigns' recent record first (the last
+        hour, or the same hours of the last days): a worker started mid-day, or a second one,
+        paces from it at once. A campaign with no record starts progressive."""
+        for name, q in self.predictive.items():
+            ids = [c.id for c in self.campaigns if c.queue == name and c.mode == "predictive"]
+            try:
+                record = await self.lanes.call("background", history.recent_history, ids, name, now)
+            except TRANSIENT as exc:
+                log.error("queue %s: recent record not read, pacing starts progressive: %s", name, describe(exc))
+                continue
+            q.est.warm(record)
+            q.changes_seen = q.est.changes  # (changes inside the record are not news)
+            log.info("queue %s: pacing starts from %d dials and %d spells of the campaign's record%s", name,
+                     len(record.dials), len(record.spells), "" if q.est.ready else " (progressive until it has more)")
 
     def abandonment(self) -> list[tuple[Campaign, abandonment.AbandonCounts]]:
         """Each predictive campaign's abandoned calls and live answers over the last 24 hours
-        and 30 days, as the pacer sees them (the database's, refreshed each minute, plus this
-        worker's own since)."""
+        and 30 days, as the pacer sees them (the database's, every worker's, read again every
+        `counts_every` seconds, plus this worker's own since)."""
         out = []
         for c in self.campaigns:
             if c.mode != "predictive":
                 continue
             base = self._counts.get(c.id, abandonment.AbandonCounts())
+            recent = self._recent.get(c.id, abandonment.AbandonCounts())
             ab, live = self._counted.get(c.id, [0, 0])
-            out.append((c, abandonment.AbandonCounts(base.abandoned_day + ab, base.live_day + live,
-                                            base.abandoned_30d + ab, base.live_30d + live)))
+            out.append((c, abandonment.AbandonCounts(
+                base.abandoned_day + recent.abandoned_day + ab, base.live_day + recent.live_day + live,
+                base.abandoned_30d + recent.abandoned_30d + ab, base.live_30d + recent.live_30d + live)))
         return out
 
     def _pace(self, queue: str, now: dt.datetime) -> int:
@@ -85,6 +120,10 @@ class Pacing(_Base):
         cfg = pacing.PacerConfig(target=min(c.abandon_target for c in campaigns),
                                  max_calls_per_agent=min(c.max_calls_per_agent for c in campaigns))
         snap = pacing.Snapshot(agents, flight, len(q.waiting), ab1, live1, ab30, live30, window_closing=closing)
+        if q.est.changes != q.changes_seen:
+            q.changes_seen = q.est.changes
+            log.info("queue %s: the answer rate changed; the pacer now reads %.2f over the last %d dials", queue,
+                     q.est.p_answer, q.est.memory()["dials"])
         return self.opt.pacer(snap, q.est, cfg)
 
     @staticmethod

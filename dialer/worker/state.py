@@ -94,3 +94,4 @@ class PredictiveQueue:
     est: pacing.Estimates = field(default_factory=pacing.Estimates)
     waiting: deque[ActiveCall] = field(default_factory=deque)  # answered, no agent yet, oldest first
     pickups: deque[float] = field(default_factory=lambda: deque(maxlen=200))  # transfer → agent answer (s)
+    changes_seen: int = 0  # changes the estimates found, as last logged
