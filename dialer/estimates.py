@@ -241,6 +241,12 @@ class Estimates:
         return self._p
 
     @property
+    def rate_from(self) -> int:
+        """How many recent dials `p_answer` is read from."""
+        _ = self.p_answer  # (chooses them)
+        return len(self._dials) if self._p_last is None else min(self._p_last, len(self._dials))
+
+    @property
     def ready(self) -> bool:
         # ring times too: an answer whose ringing the worker did not see has none
         return self.answers >= MIN_SAMPLES and min(len(self._ring.values), len(self._busy.values)) >= MIN_SAMPLES

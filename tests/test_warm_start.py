@@ -37,8 +37,10 @@ def attempt(cid: int, contact: int, at: dt.datetime, outcome: str, ring: float |
             "answered_at": at + dt.timedelta(seconds=ring or 0) if answered else None}
 
 
-def event(ext: str, at: dt.datetime, state: str, queue: str = "kefu", role: str = "agent") -> dict:
-    return {"extension": ext, "at": at, "state": state, "queue": queue, "role": role, "worker_id": "w0"}
+def event(ext: str, at: dt.datetime, state: str, queue: str = "kefu", role: str = "agent", worker: str = "w0",
+          session: int = 0) -> dict:
+    return {"extension": ext, "at": at, "state": state, "queue": queue, "role": role, "worker_id": worker,
+            "session": session}
 
 
 def test_recent_history_reads_dials_in_the_order_placed_and_whole_spells(engine) -> None:
@@ -50,6 +52,8 @@ def test_recent_history_reads_dials_in_the_order_placed_and_whole_spells(engine)
             attempt(cid, contact, t + 40 * S, "abandoned", 12.0, answered=True, no=3),
             attempt(cid, contact, t + 60 * S, "busy", 3.0, no=4),  # rang, never answered: no ring time
             attempt(cid, contact, t + 80 * S, "interrupted", no=5),  # the worker learnt nothing from it
+            attempt(cid, contact, t + 82 * S, "agent_no_answer", no=8),  # nor from a port leg that failed
+            attempt(cid, contact, t + 84 * S, "agent_no_answer", 6.0, answered=True, no=9),  # but this answered
             attempt(cid, contact, t + 90 * S, None, ended=False, no=6),  # still up
             attempt(cid, contact, NOW - dt.timedelta(minutes=70), "answered", 9.0, answered=True, no=7),  # too old
             attempt(other, other_contact, t, "answered", 5.0, answered=True)]  # another campaign
@@ -58,12 +62,16 @@ def test_recent_history_reads_dials_in_the_order_placed_and_whole_spells(engine)
               event("603", t, "talking"), event("603", t + 50 * S, "lost"),  # broken: left out
               event("604", NOW - 5 * S * 60, "talking"), event("604", NOW - 4 * S * 60, "ready"),  # too recent
               event("605", t, "talking", queue="other"), event("605", t + 9 * S, "ready", queue="other"),
-              event("801", t, "talking", role="port"), event("801", t + 9 * S, "ready", role="port")]
+              event("801", t, "talking", role="port"), event("801", t + 9 * S, "ready", role="port"),
+              # the worker died mid-call: the seat's next event is another worker's new login
+              event("606", t, "talking"), event("606", t + 300 * S, "ready", worker="w1", session=1),
+              event("607", t, "talking"), event("607", t + 20 * S, "ready", session=1),  # a new session
+              event("608", t, "talking"), event("608", t + 3700 * S, "ready")]  # past the longest spell read
     with engine.begin() as conn:
         conn.execute(insert(Attempt), rows)
         conn.execute(insert(SeatEvent), events)
     got = history.recent_history(engine, [cid], "kefu", NOW)
-    assert got.dials == [(True, 7.5), (False, None), (True, 12.0), (False, None)]
+    assert got.dials == [(True, 7.5), (False, None), (True, 12.0), (False, None), (True, 6.0)]
     assert got.talks == [(100.0, True), (6.0, False)]
     assert got.wraps == [20.0]
     assert got.spells == [120.0, 6.0]
@@ -100,6 +108,14 @@ def test_abandon_counts_split_at_an_edge_add_up(engine) -> None:
     before = abandonment.abandon_counts(engine, [cid], NOW, end=edge)[cid]
     after = abandonment.abandon_counts(engine, [cid], NOW, start=edge)[cid]
     assert whole.live_30d > after.live_30d > 0 and whole.live_day > 0
+    # an answer still on the line: live for the worker's recent read only
+    with engine.begin() as conn:
+        conn.execute(insert(Attempt), [attempt(cid, contact, NOW - 2 * S * 60, None, 5.0, answered=True, ended=False,
+                                               no=999)])
+    assert abandonment.abandon_counts(engine, [cid], NOW, start=edge)[cid] == after
+    counting = abandonment.abandon_counts(engine, [cid], NOW, start=edge, in_progress=True)[cid]
+    assert (counting.live_day, counting.live_30d, counting.abandoned_day) == (
+        after.live_day + 1, after.live_30d + 1, after.abandoned_day)
     assert whole == abandonment.AbandonCounts(*(b + a for b, a in zip(
         (before.abandoned_day, before.live_day, before.abandoned_30d, before.live_30d),
         (after.abandoned_day, after.live_day, after.abandoned_30d, after.live_30d))))

@@ -16,11 +16,14 @@ from collections.abc import Sequence
 from sqlalchemy import Engine, and_, or_, select
 
 from dialer.estimates import MIN_SAMPLES, WARM_SECONDS, History
+from dialer.outcomes import FREE_OUTCOMES
 from dialer.store.models import Attempt, SeatEvent
 
 EARLIER_DAYS = 7
 #: spells begun this close to now are left out: only the short ones among them have ended
 SETTLE = dt.timedelta(minutes=10)
+#: a spell is read to its end no further than this past its start (the query's reach)
+LONGEST = dt.timedelta(hours=1)
 
 
 def recent_history(engine: Engine, campaign_ids: Sequence[int], queue: str, now: dt.datetime) -> History:
@@ -46,7 +49,10 @@ def _dials(conn, campaign_ids: Sequence[int], spans: list[tuple[dt.datetime, dt.
     a = Attempt.__table__.c
     rows = conn.execute(
         select(a.answered_at.is_not(None), a.ring_seconds)
-        .where(a.campaign_id.in_(list(campaign_ids)), a.ended_at.is_not(None), a.outcome != "interrupted",
+        .where(a.campaign_id.in_(list(campaign_ids)), a.ended_at.is_not(None),
+               # as the worker learns: nothing from a call that reached no one through no fault of
+               # the number (its port's own leg failed, the stop interrupted it), unless answered
+               or_(a.answered_at.is_not(None), a.outcome.not_in(sorted(FREE_OUTCOMES))),
                or_(*(and_(a.created_at >= lo, a.created_at < hi) for lo, hi in spans)))
         .order_by(a.created_at, a.id)).all()
     return [(bool(answered), float(ring) if answered and ring is not None else None) for answered, ring in rows]
@@ -55,26 +61,36 @@ def _dials(conn, campaign_ids: Sequence[int], spans: list[tuple[dt.datetime, dt.
 def _spells(conn, queue: str, spans: list[tuple[dt.datetime, dt.datetime]], now: dt.datetime, out: History) -> None:
     """The queue's agents' spells begun in the spans (and not in the last `SETTLE`): a talk from
     `talking` to the next event, after-call work from `wrap` to `ready`, a spell from `talking`
-    to `ready`. A spell broken by anything else (the seat lost, logged out, busy) is left out."""
+    to `ready`. A spell broken by anything else (the seat lost, logged out, busy) is left out,
+    and so is one whose next event is another worker's or a new login's (the worker that wrote
+    `talking` died before the spell ended), or lies beyond `LONGEST`."""
     e = SeatEvent.__table__.c
     rows = conn.execute(
-        select(e.extension, e.at, e.state)
+        select(e.extension, e.at, e.state, e.worker_id, e.session)
         .where(e.queue == queue, e.role == "agent",
                or_(*(and_(e.at >= lo, e.at < hi + dt.timedelta(hours=1)) for lo, hi in spans)))
         .order_by(e.extension, e.at, e.id)).all()
     begun = [(lo, min(hi, now - SETTLE)) for lo, hi in spans]
     found: list[tuple[dt.datetime, float, bool, float | None, float]] = []  # (start, talk, wrapped, wrap, spell)
-    for i, (ext, at, state) in enumerate(rows):
+    def follows(k: int, ext: str, worker: str, start: dt.datetime):
+        """Row k when it is the same seat's next event in the same session of the same worker."""
+        if k < len(rows):
+            row = rows[k]
+            if row[0] == ext and row[3] == worker and row[4] == 0 and row[1] - start <= LONGEST:
+                return row
+        return None
+
+    for i, (ext, at, state, worker, _) in enumerate(rows):
         if state != "talking" or not any(lo <= at < hi for lo, hi in begun):
             continue
-        nxt = rows[i + 1] if i + 1 < len(rows) and rows[i + 1][0] == ext else None
+        nxt = follows(i + 1, ext, worker, at)
         if nxt is None:
             continue
         talk = (nxt[1] - at).total_seconds()
         if nxt[2] == "ready":
             found.append((at, talk, False, None, talk))
         elif nxt[2] == "wrap":
-            end = rows[i + 2] if i + 2 < len(rows) and rows[i + 2][0] == ext else None
+            end = follows(i + 2, ext, worker, at)
             if end is not None and end[2] == "ready":
                 wrap = (end[1] - nxt[1]).total_seconds()
                 found.append((at, talk, True, wrap, talk + wrap))

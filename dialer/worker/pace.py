@@ -47,7 +47,9 @@ class Pacing(_Base):
         try:
             if full:
                 base = await self.lanes.call("background", abandonment.abandon_counts, ids, now, end=edge)
-            recent = await self.lanes.call("background", abandonment.abandon_counts, ids, now, start=edge)
+            # (the answers still on the line too: this worker's own count of them is dropped here)
+            recent = await self.lanes.call("background", abandonment.abandon_counts, ids, now, start=edge,
+                                           in_progress=True)
         except TRANSIENT as exc:
             log.error("abandonment counts not refreshed: %s", describe(exc))
             return
@@ -123,7 +125,7 @@ class Pacing(_Base):
         if q.est.changes != q.changes_seen:
             q.changes_seen = q.est.changes
             log.info("queue %s: the answer rate changed; the pacer now reads %.2f over the last %d dials", queue,
-                     q.est.p_answer, q.est.memory()["dials"])
+                     q.est.p_answer, q.est.rate_from)
         return self.opt.pacer(snap, q.est, cfg)
 
     @staticmethod
