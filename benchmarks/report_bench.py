@@ -1,11 +1,13 @@
 """Reports on a large history: 1,000,000 attempts (300,000 contacts) over 90 days, 200 agents and
 their seat events, and 1,000 seats in the workers' status rows; each report timed as the whole
 `dialer report …` command (process start included), `attempts --format csv` with its peak RSS,
-and `dialer status` with 1,000 seats.
+and `dialer status` with 1,000 seats; and the console's wallboard (dialer/web/views.py): its read
+of the database and its rendering, in process, as the console does them once a second.
 
     python benchmarks/report_bench.py                                   # SQLite (a temporary file)
     python benchmarks/report_bench.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test
     python benchmarks/report_bench.py --attempts 100000 --runs 1 --json
+    python benchmarks/report_bench.py --only wallboard                  # the wallboard alone
 
 On PostgreSQL the data goes into a database of its own (`<db>_report_bench`), dropped at the end
 unless --keep. Each command runs --runs times; the table shows the median and the worst.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import os
 import random
@@ -179,6 +180,54 @@ def measure(url: str, cmd: list[str], runs: int) -> dict[str, float]:
             "bytes": len(proc.stdout)}
 
 
+def wallboard(url: str, runs: int) -> list[dict]:
+    """The wallboard's read and its rendering, in process (as the console runs them), `runs`
+    times after one warm-up; the workers' status rows made current first (alive, lease held)."""
+    from dialer.store.engine import make_engine
+    from dialer.web.app import HERE
+    from dialer.web.deps import templates
+    from dialer.web.views import Wallboard
+    from dialer.web.views import wallboard as read
+
+    engine = make_engine(url)
+    now = dt.datetime.now(dt.timezone.utc)
+    pg = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE worker_status SET at = :t"), {"t": now if pg else _ts(now)})
+        conn.execute(text("DELETE FROM workers"))
+        for w in range(5):
+            conn.execute(text("INSERT INTO workers (id, host, pid, started_at, last_seen, token, lease_until) "
+                              "VALUES (:w, 'bench', 1, :t, :t, 1, :u)"),
+                         {"w": f"w{w}", "t": now if pg else _ts(now),
+                          "u": (now + dt.timedelta(hours=1)) if pg else _ts(now + dt.timedelta(hours=1))})
+    board = templates(str(HERE / "templates")).get_template("_board.html")
+    reads, renders, ticks, seats = [], [], [], 0
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        snap = read(engine, dt.datetime.now(dt.timezone.utc))  # in full: `dialer status`'s read
+        t1 = time.perf_counter()
+        html = board.render(board=snap)
+        t2 = time.perf_counter()
+        if i:
+            reads.append(t1 - t0)
+            renders.append(t2 - t1)
+        seats = sum(len(q["seats"]) for q in snap["queues"])
+    reader = Wallboard()
+    read(engine, dt.datetime.now(dt.timezone.utc), reader)  # (its caches filled: the first tick is a full read)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        read(engine, dt.datetime.now(dt.timezone.utc), reader)
+        ticks.append(time.perf_counter() - t0)
+    engine.dispose()
+    assert seats == 1000 or seats > 0, "no seat on the board: the status rows are not current"
+    return [{"command": f"wallboard read in full ({seats} seats, in process)", "median_s": round(statistics.median(reads), 4),
+             "max_s": round(max(reads), 4), "peak_rss_mb": 0.0, "output_bytes": 0},
+            {"command": "wallboard read each tick (the console's caches)", "median_s": round(statistics.median(ticks), 4),
+             "max_s": round(max(ticks), 4), "peak_rss_mb": 0.0, "output_bytes": 0},
+            {"command": f"wallboard render ({len(html) // 1024} KB of HTML)", "median_s": round(statistics.median(renders), 4),
+             "max_s": round(max(renders), 4), "peak_rss_mb": 0.0, "output_bytes": len(html)}]
+
+
 def _child_peak() -> float:
     """The peak RSS of the last child (ru_maxrss of children is the largest so far: each
     measurement runs in a fresh helper process, see main)."""
@@ -196,6 +245,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     ap.add_argument("--reuse", help="measure this database (made by --keep) instead of generating one")
+    ap.add_argument("--only", choices=["all", "commands", "wallboard"], default="all")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--one", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -226,7 +276,7 @@ def main() -> None:
         fill = {"last_week": (local - dt.timedelta(days=7)).date().isoformat(),
                 "yesterday": (local - dt.timedelta(days=1)).date().isoformat()}
         results = []
-        for cmd in [*COMMANDS, ["report", "attempts", "--format", "csv"]]:
+        for cmd in [*COMMANDS, ["report", "attempts", "--format", "csv"]] if args.only != "wallboard" else []:
             cmd = [c.format(**fill) for c in cmd]
             if "--format" not in cmd:
                 cmd += ["--format", "json"]
@@ -240,6 +290,8 @@ def main() -> None:
                 peak, size = max(peak, r["peak_rss_mb"]), r["bytes"]
             results.append({"command": " ".join(cmd), "median_s": round(statistics.median(walls), 3),
                             "max_s": round(max(walls), 3), "peak_rss_mb": round(peak, 1), "output_bytes": size})
+        if args.only != "commands":
+            results += wallboard(url, max(20, args.runs))
         if args.json:
             print(json.dumps({"db": make_url(url).get_backend_name(), "made": made, "results": results}, indent=2))
         else:

@@ -107,10 +107,14 @@ class Reject:
 # -- encodings -------------------------------------------------------------------------------------
 
 def check_encoding(name: str) -> str:
+    import codecs
+
     try:
+        if not getattr(codecs.lookup(name), "_is_text_encoding", True):
+            raise LookupError(name)
         return canonical(name)
-    except LookupError:
-        raise ImportFailed(f"unknown encoding {name!r}") from None
+    except (LookupError, ValueError):  # (ValueError: a NUL in the name)
+        raise ImportFailed(f"unknown encoding {name[:40]!r}") from None
 
 
 def detect_encoding(sample: bytes, complete: bool = False) -> str:

@@ -37,8 +37,8 @@ def test_schema_commands(tmp_path) -> None:
     assert check.exit_code == 1 and "run: dialer db upgrade" in check.output
     refused = runner.invoke(main, ["--db", url, "campaign", "create", "x"])
     assert refused.exit_code == 1 and "has no dialer schema; run: dialer db upgrade" in refused.output
-    assert runner.invoke(main, ["--db", url, "db", "upgrade"]).output == "database at 0009 (was empty)\n"
-    assert runner.invoke(main, ["--db", url, "db", "current"]).output == "0009 (head 0009)\n"
+    assert runner.invoke(main, ["--db", url, "db", "upgrade"]).output == "database at 0010 (was empty)\n"
+    assert runner.invoke(main, ["--db", url, "db", "current"]).output == "0010 (head 0010)\n"
     assert runner.invoke(main, ["--db", url, "db", "check"]).exit_code == 0
     bad = runner.invoke(main, ["--db", "nonsense", "db", "current"])
     assert bad.exit_code == 2 and "not a database URL" in bad.output

@@ -42,7 +42,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 #: starts without importing the others (`dialer status` must answer in half a second)
 LAZY = {"agents": "agents", "dnc": "agents", "db": "campaigns", "campaign": "campaigns", "import": "lists",
         "contacts": "lists", "dialstring": "lists", "report": "reports", "status": "reports", "sim": "sim",
-        "worker": "worker", "demo": "worker"}
+        "worker": "worker", "demo": "worker", "web": "web", "users": "web"}
 
 
 class LazyGroup(click.Group):

@@ -186,9 +186,11 @@ def _status_command(action: str, doc: str) -> None:
     @guard
     def command(ctx: click.Context, name: str) -> None:
         from dialer.store.repo import set_campaign_status
+        from dialer.store.users import audit, cli_actor
 
         with store_of(ctx).session() as s, s.begin():
             c = set_campaign_status(s, name, action, check_ready=True)
+            audit(s, cli_actor(), "cli", action, name, status=c.status)
         click.echo(f"campaign {name!r} is {c.status}")
 
 

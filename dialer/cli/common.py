@@ -31,9 +31,10 @@ class InputError(click.ClickException):
 def input_errors() -> tuple[type[Exception], ...]:
     from dialer.importer import ImportFailed
     from dialer.store.repo import InvalidInput, NotFound
+    from dialer.passwords import WeakPassword
     from dialer.window import WindowError
 
-    return (InvalidInput, NotFound, ImportFailed, WindowError)
+    return (InvalidInput, NotFound, ImportFailed, WindowError, WeakPassword)
 
 
 class Store:

@@ -48,6 +48,12 @@ def import_cmd(ctx: click.Context, campaign_name: str, file: str, encoding: str,
                            hidden=not show_bar) as bar:
         summary = import_file(engine, campaign_name, file, encoding=encoding, mapping=_parse_map(maps),
                               dry_run=dry_run, rejects=rejects, progress=bar.update)
+    if not dry_run:
+        from dialer.store.users import audit, cli_actor
+
+        with store_of(ctx).session() as s, s.begin():
+            audit(s, cli_actor(), "cli", "import", campaign_name, file=file[:200], batch=summary.batch,
+                  rows=summary.rows, imported=summary.imported, rejected=summary.rows - summary.imported)
     if as_json:
         click.echo(summary_json(summary))
         return

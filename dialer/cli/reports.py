@@ -21,7 +21,10 @@ def _when(value: str | None, option: str) -> Any:
 
 
 @main.command("report")
-@click.argument("name", type=click.Choice(REPORTS))
+@click.argument("name", type=click.Choice([*REPORTS, "html"]))
+@click.argument("target", metavar="[CAMPAIGN]", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="html: the file to write (the campaign page as one self-contained file).")
 @click.option("--campaign", "campaign_names", multiple=True, help="Only this campaign (repeat for more) [all].")
 @click.option("--since", help="From this date or time: YYYY-MM-DD, YYYY-MM-DDTHH:MM (in each campaign's "
               "timezone) or with an offset (+08:00).")
@@ -31,12 +34,19 @@ def _when(value: str | None, option: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.pass_context
 @guard
-def report_cmd(ctx: click.Context, name: str, campaign_names: tuple[str, ...], since: str | None,
-               until: str | None, minutes: str, fmt: str) -> None:
-    """Reports: summary, outcomes, compliance, agents, interval, hourly, attempts (docs/reports.md)."""
+def report_cmd(ctx: click.Context, name: str, target: str | None, output: str | None, campaign_names: tuple[str, ...],
+               since: str | None, until: str | None, minutes: str, fmt: str) -> None:
+    """Reports: summary, outcomes, daily, compliance, agents, interval, hourly, attempts
+    (docs/reports.md); `dialer report html CAMPAIGN -o FILE`: the campaign's page as one HTML
+    file that opens without a network (docs/web.md)."""
     from dialer.reports import COLUMNS, PeriodError, UnknownCampaign, report, stream_attempts
 
     engine = store_of(ctx).engine()
+    if name == "html":
+        _html(engine, target or (campaign_names[0] if len(campaign_names) == 1 else None), output)
+        return
+    if target is not None:
+        raise InputError(f"unexpected argument {target!r}: give campaigns with --campaign")
     t0, t1 = _when(since, "--since"), _when(until, "--until")
     try:
         if name == "attempts":
@@ -46,6 +56,25 @@ def report_cmd(ctx: click.Context, name: str, campaign_names: tuple[str, ...], s
     except (UnknownCampaign, PeriodError) as exc:
         raise InputError(str(exc)) from None
     emit(rows, fmt, COLUMNS[name])
+
+
+def _html(engine: Any, campaign: str | None, output: str | None) -> None:
+    import datetime as dt
+
+    from dialer.store.repo import NotFound
+    from dialer.web.report import write_report
+
+    if not campaign:
+        raise InputError("report html: name the campaign: dialer report html CAMPAIGN -o FILE")
+    if not output:
+        raise InputError("report html: give the file to write with -o FILE")
+    try:
+        size = write_report(engine, campaign, output, dt.datetime.now(dt.timezone.utc))
+    except NotFound as exc:
+        raise InputError(str(exc)) from None
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror}") from None
+    click.echo(f"{output}: the report of {campaign!r} ({size // 1024} KB, opens without a network)")
 
 
 def _stream(rows: Any, fmt: str, columns: list[str]) -> None:

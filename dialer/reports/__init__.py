@@ -4,6 +4,7 @@ prints as a table, CSV or JSON. Field names are the contract (docs/reports.md).
 
     summary     what became of each list: penetration, answer and contact rates, abandonment
     outcomes    each outcome's count and share, over all passes and by attempt number
+    daily       each outcome's count by day
     compliance  the abandonment record by day (FCC 30-day rate, 72-hour redials)
     agents      each agent's calls and time by state (from the workers' seat events)
     interval    dials, answers, abandoned and agents logged in by 15/30/60 minutes
@@ -56,6 +57,10 @@ def report(engine: Engine, name: str, *, campaign: str | Sequence[str] | None = 
                 from dialer.reports.summary import outcomes
 
                 out += outcomes(conn, c, span)
+            elif name == "daily":
+                from dialer.reports.interval import daily
+
+                out += daily(conn, c, span)
             elif name == "compliance":
                 from dialer.reports.compliance import compliance
 
@@ -68,18 +73,19 @@ def report(engine: Engine, name: str, *, campaign: str | Sequence[str] | None = 
 
 
 def stream_attempts(engine: Engine, *, campaign: str | Sequence[str] | None = None, since: When | None = None,
-                    until: When | None = None) -> Iterator[dict[str, Any]]:
-    """The attempts report, a record at a time (the connection is held until it is exhausted)."""
+                    until: When | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
+    """The attempts report, a record at a time (the connection is held until it is exhausted);
+    `filters`: reports.attempts.attempts's (outcome, phone)."""
     with engine.connect() as conn:
-        yield from _stream(conn, campaign, since, until)
+        yield from _stream(conn, campaign, since, until, **filters)
 
 
-def _stream(conn: Any, campaign: Any, since: When | None, until: When | None) -> Iterator[dict[str, Any]]:
+def _stream(conn: Any, campaign: Any, since: When | None, until: When | None, **filters: Any) -> Iterator[dict[str, Any]]:
     from dialer.reports import attempts as _attempts
 
     names = [campaign] if isinstance(campaign, str) else list(campaign or ())
     for c in campaigns(conn, names):
-        yield from _attempts.attempts(conn, c, Span.of(c.timezone, since, until))
+        yield from _attempts.attempts(conn, c, Span.of(c.timezone, since, until), **filters)
 
 
 def _common_span(camps: list[Any], spans: dict[int, Span]) -> Span:

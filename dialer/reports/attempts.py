@@ -15,13 +15,21 @@ from dialer.store.models import Campaign, Contact
 BATCH = 2000
 
 
-def attempts(conn: Connection, c: Campaign, span: Span) -> Iterator[dict[str, Any]]:
+def attempts(conn: Connection, c: Campaign, span: Span, *, outcome: str | None = None, phone: str | None = None,
+             newest_first: bool = False, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """The campaign's attempts in the span; only those with `outcome` ("open": not ended yet),
+    or to a phone number holding the digits `phone`, when given."""
     ct = Contact.__table__.c
     q = (select(A.id, ct.phone, A.attempt_no, A.seat, A.agent_extension, A.dial_string, A.callid, A.created_at,
                 A.ringing_at, A.answered_at, A.bridged_at, A.ended_at, A.outcome, A.talk_seconds, A.ring_seconds,
                 A.province, A.city, A.isp, A.worker_id, A.detail)
          .join(Contact.__table__, ct.id == A.contact_id)
-         .where(A.campaign_id == c.id, *span.where(A.created_at)).order_by(A.id))
+         .where(A.campaign_id == c.id, *span.where(A.created_at))
+         .order_by(A.id.desc() if newest_first else A.id).limit(limit))
+    if outcome is not None:
+        q = q.where(A.outcome.is_(None) if outcome == "open" else A.outcome == outcome)
+    if phone:
+        q = q.where(ct.phone.contains(phone, autoescape=True))
     tz = span.tz
     progressive = c.mode == "progressive"  # the seat that dialled is the agent's; predictive: a port
     result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(q)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dialer.store.models import CONTACT_STATUSES
 
-REPORTS = ("summary", "outcomes", "compliance", "agents", "interval", "hourly", "attempts")
+REPORTS = ("summary", "outcomes", "daily", "compliance", "agents", "interval", "hourly", "attempts")
 INTERVAL = ["campaign", "interval", "dials", "live_answers", "answer_rate", "abandoned", "agents_logged_in"]
 COLUMNS: dict[str, list[str]] = {
     "summary": ["campaign", "status", "contacts", *CONTACT_STATUSES, "dialable", "dialled", "penetration",
@@ -13,6 +13,7 @@ COLUMNS: dict[str, list[str]] = {
                 "abandon_rate", "abandon_rate_24h", "abandon_rate_30d", "abandon_target", "mean_ring_seconds",
                 "talk_seconds", "mean_talk_seconds", "attempts_per_done"],
     "outcomes": ["campaign", "pass", "outcome", "attempts", "share"],
+    "daily": ["campaign", "day", "outcome", "attempts"],
     "compliance": ["campaign", "day", "live_answers", "abandoned", "rate", "live_answers_30d", "abandoned_30d",
                    "rate_30d", "target", "over_cap", "messages_played", "redials_within_72h"],
     "agents": ["agent", "name", "queue", "calls", "talk_seconds", "wrap_seconds", "wait_seconds", "dial_seconds",

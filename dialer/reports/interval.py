@@ -1,5 +1,5 @@
 """`interval` (and `hourly`): dials, live answers, abandoned calls and agents logged in by 15, 30
-or 60 minutes of the campaign's own clock. The database counts by 15-minute UTC slot; the slots
+or 60 minutes of the campaign's own clock; `daily`: each outcome by day. The database counts by 15-minute UTC slot; the slots
 are rolled up into the campaign's intervals (dialer/reports/period.py says why that is exact)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from dialer.reports.common import ABANDONED, LIVE, A, gone_at, rate
-from dialer.reports.period import SLOT, Span, epoch, local_bucket, slot
-from dialer.store.models import Campaign, SeatEvent
+from dialer.reports.period import SLOT, Span, epoch, local_bucket, slot, slot_start
+from dialer.store.models import OUTCOMES, Campaign, SeatEvent
 
 MINUTES = (15, 30, 60)
 
@@ -39,6 +39,17 @@ def interval(conn: Connection, c: Campaign, span: Span, now: dt.datetime, minute
              "live_answers": live, "answer_rate": rate(live, d), "abandoned": ab,
              "agents_logged_in": agents.get(start, 0)}
             for start, (d, live, ab) in sorted(buckets.items())]
+
+
+def daily(conn: Connection, c: Campaign, span: Span) -> list[dict[str, Any]]:
+    """Each outcome's attempts by day of the campaign's timezone (attempts still open: "open")."""
+    days: dict[tuple[str, str], int] = {}
+    for n, outcome, k in slot_counts(conn, c, span):
+        key = (slot_start(n).astimezone(span.tz).date().isoformat(), outcome or "open")
+        days[key] = days.get(key, 0) + k
+    order = {o: i for i, o in enumerate(OUTCOMES)}
+    return [{"campaign": c.name, "day": day, "outcome": o, "attempts": k}
+            for (day, o), k in sorted(days.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99)))]
 
 
 def slot_counts(conn: Connection, c: Campaign, span: Span, outcomes: tuple[str, ...] | None = None,

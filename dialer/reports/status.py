@@ -20,7 +20,9 @@ STALE = dt.timedelta(seconds=15)
 STATES = ("ready", "dialling", "talking", "wrap", "busy", "lost")
 
 
-def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
+def status(conn: Connection, now: dt.datetime, *, counts: Any = None, dialable: Any = None) -> dict[str, Any]:
+    """`counts(conn, ids, now)` and `dialable(conn, campaign, now)` stand in for abandon_counts
+    and count_dialable when given (the console's wallboard reads them from its caches)."""
     ws, wk = WorkerStatus.__table__.c, Worker.__table__.c
     leases = {w: (tok, until) for w, tok, until in conn.execute(select(wk.id, wk.token, wk.lease_until))}
     workers, queues = [], {}
@@ -61,7 +63,7 @@ def status(conn: Connection, now: dt.datetime) -> dict[str, Any]:
     for q in queues.values():
         q["seats"].sort(key=lambda s: s["extension"] or "")
     return {"at": iso(now), "workers": workers, "queues": [queues[k] for k in sorted(queues)],
-            "campaigns": campaigns(conn, now, queues), "alive": sum(1 for w in workers if w["alive"])}
+            "campaigns": campaigns(conn, now, queues, counts=counts, dialable=dialable), "alive": sum(1 for w in workers if w["alive"])}
 
 
 def _queue(name: str) -> dict[str, Any]:
@@ -73,14 +75,16 @@ def _count(when: Any, outcomes: tuple[str, ...] | None = None) -> Any:
     return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
 
 
-def campaigns(conn: Connection, now: dt.datetime, queues: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def campaigns(conn: Connection, now: dt.datetime, queues: dict[str, dict[str, Any]], *, counts: Any = None,
+              dialable: Any = None) -> list[dict[str, Any]]:
     from sqlalchemy.orm import Session
 
     with Session(bind=conn) as s:
         camps = list(s.scalars(select(Campaign).where(Campaign.status.in_(["active", "paused"]))
                                .order_by(Campaign.name)))
         s.expunge_all()
-    counts = abandon_counts(conn, [c.id for c in camps], now)
+    counts = (counts or abandon_counts)(conn, [c.id for c in camps], now)
+    dialable = dialable or count_dialable
     out = []
     for c in camps:
         local = now.astimezone(ZoneInfo(c.timezone))
@@ -94,7 +98,7 @@ def campaigns(conn: Connection, now: dt.datetime, queues: dict[str, dict[str, An
         n = counts[c.id]
         r24, r30 = rate(n.abandoned_day, n.live_day), rate(n.abandoned_30d, n.live_30d)
         out.append({"campaign": c.name, "status": c.status, "mode": c.mode, "queue": c.queue,
-                    "dialable": count_dialable(conn, c, now),
+                    "dialable": dialable(conn, c, now),
                     "dials_hour": int(hour or 0), "live_answers_hour": int(hour_live or 0),
                     "abandoned_hour": int(hour_ab or 0), "dials_today": int(day or 0),
                     "live_answers_today": int(day_live or 0), "abandoned_today": int(day_ab or 0),

@@ -137,6 +137,15 @@ class Simulator(Calls, Routing):
         """Fault: hold every command and heartbeat response back this many real seconds."""
         self.response_delay = seconds
 
+    def set_busy(self, extension: str, reason: str = "小休") -> None:
+        """The agent at `extension` sets itself busy with `reason` (or idle: "") on its own
+        softphone, as the vendor's web page does."""
+        for s in self._pick(extension):
+            s.busy = reason
+            if not reason:
+                s.idle_since = self.now()
+            self._busy_changed(s)
+
     def send_raw(self, extension: str | None, text: str) -> None:
         """Send `text` as a frame, exactly as given (for events the simulator never makes)."""
         for s in self._pick(extension):

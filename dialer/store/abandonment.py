@@ -25,6 +25,11 @@ class AbandonCounts:
     abandoned_30d: int = 0
     live_30d: int = 0
 
+    def __add__(self, other: AbandonCounts) -> AbandonCounts:
+        """The counts of two disjoint ranges of attempts together."""
+        return AbandonCounts(self.abandoned_day + other.abandoned_day, self.live_day + other.live_day,
+                             self.abandoned_30d + other.abandoned_30d, self.live_30d + other.live_30d)
+
 
 def abandon_counts(engine: Engine | Connection, campaign_ids: Sequence[int], now: dt.datetime, *,
                    start: dt.datetime | None = None, end: dt.datetime | None = None,

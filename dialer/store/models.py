@@ -299,3 +299,7 @@ class Worker(Base):
     #: changes whenever the worker id's lease changes hands (a new life, a take-over)
     token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# the console's tables (users, API tokens, audit, settings) share the metadata
+from dialer.store import access_models as _access_models  # noqa: E402,F401

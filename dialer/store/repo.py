@@ -147,6 +147,8 @@ def create_campaign(s: Session, name: str, **opts: Any) -> Campaign:
         raise InvalidInput(f"a campaign name cannot hold a {bad}")
     if not name or len(name) > 100:
         raise InvalidInput("a campaign name must be 1–100 characters")
+    if "/" in name or "\\" in name:
+        raise InvalidInput("a campaign name cannot hold '/' or '\\' (it is part of the console's addresses)")
     settings = campaign_settings(opts)
     values = {**settings, "retry_delays": {**DEFAULT_RETRY, **settings.get("retry_delays", {})},
               "contact_timezones": []}

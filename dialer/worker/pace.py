@@ -87,9 +87,7 @@ class Pacing(_Base):
             base = self._counts.get(c.id, abandonment.AbandonCounts())
             recent = self._recent.get(c.id, abandonment.AbandonCounts())
             ab, live = self._counted.get(c.id, [0, 0])
-            out.append((c, abandonment.AbandonCounts(
-                base.abandoned_day + recent.abandoned_day + ab, base.live_day + recent.live_day + live,
-                base.abandoned_30d + recent.abandoned_30d + ab, base.live_30d + recent.live_30d + live)))
+            out.append((c, base + recent + abandonment.AbandonCounts(ab, live, ab, live)))
         return out
 
     def _pace(self, queue: str, now: dt.datetime) -> int:

@@ -9,10 +9,15 @@ wherever that can change (an event from the server, a dial, a call's end, the en
 seat let go) and, when the state differs from the last one noted, buffers a row stamped with the
 worker's clock. The buffer is written in batches on the background lane; while the database is
 away it keeps up to `MAX_BUFFERED` rows (the oldest are dropped past that, and counted).
+
+The status row is written every `status_every` seconds, and soon after an agent's seat changes
+state (at most one row every `STATUS_GAP` real seconds): the console's wallboard shows a change
+within a couple of seconds (dialer/web/live.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -34,6 +39,8 @@ else:
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED = 100_000
+#: real seconds between status rows, at least (an agent's change brings the next one forward)
+STATUS_GAP = 1.0
 
 
 def seat_state(run: SeatRun, now: dt.datetime) -> tuple[str, str]:
@@ -61,6 +68,11 @@ def seat_state(run: SeatRun, now: dt.datetime) -> tuple[str, str]:
 class SeatLog(_Base):
     """Seat events and the status row (a mixin of `Worker`)."""
 
+    _status_soon: asyncio.TimerHandle | None = None  # an early status row (an agent changed)
+    _status_written = 0.0  # loop time of the last status row begun
+    _write_lock: asyncio.Lock | None = None  # one write of the seat log at a time (in order)
+    _seat_log_closed = False  # the final write has begun: nothing is written after it
+
     def _note_seat(self, run: SeatRun, at: dt.datetime | None = None) -> None:
         now = at or self.clock.now()
         self._enter(run, *seat_state(run, now), now)
@@ -82,12 +94,30 @@ class SeatLog(_Base):
         if last is None and not is_in:
             return  # never logged in: nothing to say
         self._seat_state[ext] = (state, reason, now)
+        if run.info.role != "port":
+            self._status_row_soon()
         self._seat_rows.append({"at": now, "worker_id": self.opt.worker_id, "extension": ext,
                                 "queue": run.serves or run.info.queue, "role": run.info.role, "state": state,
                                 "reason": reason, "session": is_in - was_in})
         if len(self._seat_rows) > MAX_BUFFERED:
             del self._seat_rows[: len(self._seat_rows) - MAX_BUFFERED]
             self._seat_rows_dropped += 1
+
+    def _status_row_soon(self) -> None:
+        """Write the status row soon: STATUS_GAP after the last one, or in 0.2 s."""
+        if self._status_soon is not None or self._seat_log_closed or getattr(self, "lanes", None) is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        wait = max(0.2, STATUS_GAP - (loop.time() - self._status_written))
+        self._status_soon = loop.call_later(wait, self._status_row_now)
+
+    def _status_row_now(self) -> None:
+        self._status_soon = None
+        if not self._seat_log_closed:
+            self._spawn(self._write_seat_log(), "status row")
 
     def _note_all_seats(self) -> None:
         """The periodic look: states that change by the clock alone (the end of wrap-up)."""
@@ -99,7 +129,16 @@ class SeatLog(_Base):
             self._note_seat(run, at)
 
     async def _write_seat_log(self) -> None:
-        """The buffered seat events, then this worker's status row."""
+        """The buffered seat events, then this worker's status row. One write at a time: the
+        early write and the periodic one never overlap, so rows put back after a failure keep
+        their order."""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock:
+            await self._write_seat_log_now()
+
+    async def _write_seat_log_now(self) -> None:
+        self._status_written = asyncio.get_running_loop().time()
         self._note_all_seats()
         rows, self._seat_rows = self._seat_rows, []
         status = self.status_body()
@@ -112,6 +151,10 @@ class SeatLog(_Base):
 
     async def _final_seat_log(self) -> None:
         """At shutdown: the seats' last states and the status row marked stopped."""
+        self._seat_log_closed = True
+        if self._status_soon is not None:
+            self._status_soon.cancel()
+            self._status_soon = None
         for run in list(self.seats.values()):
             self._seat_gone(run)
         rows, self._seat_rows = self._seat_rows, []
