@@ -94,6 +94,9 @@ def test_an_upload_is_imported_with_its_progress_shown(engine, tmp_path) -> None
             assert time.monotonic() < deadline
             time.sleep(0.02)
         page = http.get(url).text
+        listed = http.get(f"/batches/{job['summary']['batch']}")
+        assert http.get("/batches/99999").status_code == 404
+    assert listed.status_code == 200 and "名单.csv" in listed.text and listed.text.count('class="reason"') == 1000
     assert job["state"] == "done", job
     assert job["bytes"] == size and job["file"] == "名单.csv"
     s = job["summary"]

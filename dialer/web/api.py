@@ -25,7 +25,8 @@ from dialer.store.repo import InvalidInput, NotFound, campaign_record, get_campa
 from dialer.store.users import audit, user_for_token
 from dialer.web import views
 from dialer.web.deps import export_engine
-from dialer.web.imports import BadContacts, Job, json_to_csv, run_import
+from dialer.web import imports
+from dialer.web.imports import BadContacts, Job, json_to_csv
 from dialer.web.security import Principal
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `dialer users token NAME`.")
@@ -184,7 +185,7 @@ async def api_contacts(request: Request, name: str, encoding: str = "auto",
             out.write(body)
     job = Job("api", name, f"api:{kind}", len(body), user.name, "api")
     # one transaction: a request is stored whole or not at all (a client may simply send it again)
-    await run_in_threadpool(lambda: run_import(engine, job, path, encoding, commit_chunks=False))
+    await run_in_threadpool(lambda: imports.run_import(engine, job, path, encoding, commit_chunks=False))
     if job.state != "done" or job.summary is None:
         status = 404 if job.error.startswith("no campaign") else 503 if job.transient else 400
         raise HTTPException(status, job.error + (": nothing was stored" if status == 503 else ""),

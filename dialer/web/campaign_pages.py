@@ -176,7 +176,7 @@ def batch_page(request: Request, batch_id: BatchId, user: Principal = Depends(pa
     name = views.batch_campaign(engine, batch_id)
     if name is None:
         raise HTTPException(404, "no such import")
-    batch = next((b for b in views.batches(engine, name, limit=10_000) if b["id"] == batch_id), None)
+    batch = next(iter(views.batches(engine, name, only=batch_id)), None)
     return render(request, "batch.html", user, name=name, url=_url(name), batch=batch,
                   rejects=list(views.rejects(engine, batch_id, limit=1000)))
 

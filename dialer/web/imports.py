@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from dialer.importer import ImportFailed, ImportSummary, import_file
+from dialer.store.models import ImportBatch
 from dialer.store.repo import NotFound
 from dialer.store.users import audit
 
@@ -74,6 +75,8 @@ def run_import(engine: Engine, job: Job, path: str, encoding: str = "auto", *, r
         summary.file = job.file
         job.summary, job.state = summary, "done"
         with Session(engine) as s, s.begin():
+            if summary.batch is not None:  # (the batch names the upload, not the temporary file)
+                s.execute(update(ImportBatch).where(ImportBatch.id == summary.batch).values(file=job.file[:500]))
             audit(s, job.user, job.via, "import", job.campaign, file=job.file[:200], batch=summary.batch,
                   rows=summary.rows, imported=summary.imported, rejected=summary.rows - summary.imported)
     except (ImportFailed, NotFound) as exc:

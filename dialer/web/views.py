@@ -150,12 +150,14 @@ def campaign_page(engine: Engine, name: str, now: dt.datetime, f: Filters = Filt
     }
 
 
-def batches(engine: Engine, name: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The campaign's latest imports."""
+def batches(engine: Engine, name: str, limit: int = 20, only: int | None = None) -> list[dict[str, Any]]:
+    """The campaign's latest imports (only import `only`, when given)."""
     with Session(engine) as s:
         c = get_campaign(s, name)
-        rows = s.scalars(select(ImportBatch).where(ImportBatch.campaign_id == c.id)
-                         .order_by(ImportBatch.id.desc()).limit(limit))
+        q = select(ImportBatch).where(ImportBatch.campaign_id == c.id)
+        if only is not None:
+            q = q.where(ImportBatch.id == only)
+        rows = s.scalars(q.order_by(ImportBatch.id.desc()).limit(limit))
         return [{"id": b.id, "file": b.file, "encoding": b.encoding, "rows": b.rows, "imported": b.imported,
                  "duplicates": b.duplicates, "dnc": b.dnc, "rejected": b.rejected,
                  "started_at": b.started_at.astimezone(ZoneInfo(c.timezone)).isoformat(timespec="seconds"),
