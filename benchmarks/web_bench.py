@@ -44,7 +44,6 @@ from dialer.store.migrate import upgrade  # noqa: E402
 from dialer.store.users import add_user  # noqa: E402
 
 PASSWORD = "bench-password-1"
-STATES = ["ready", "talking", "wrap", "busy", "dialling"]
 
 
 def setup(url: str) -> None:
@@ -75,11 +74,8 @@ class Workers:
         if change:
             w, i = self.rng.randrange(5), self.rng.randrange(len(self.seats[0]))
             marker = f"m{int(time.time() * 1000)}"
-            seat = self.seats[w][i]
-            seat.update(state=self.rng.choice([s for s in STATES if s != seat["state"]]), since=now.isoformat())
-            seat["reason"] = marker if seat["state"] == "busy" else ""
-            if seat["state"] != "busy":  # the marker rides on a busy reason: make it one
-                seat.update(state="busy", reason=marker)
+            # the change: the seat goes busy with the marker as its reason (it shows on the board)
+            self.seats[w][i].update(state="busy", reason=marker, since=now.isoformat())
         t = now if self.pg else now.replace(tzinfo=None).isoformat(" ")
         lease = (now + dt.timedelta(minutes=5))
         with self.engine.begin() as conn:

@@ -10,6 +10,7 @@ import hmac
 import secrets
 
 from dialer.errors import DialerError
+from dialer.text import forbidden
 
 #: scrypt's cost: 2**15 × 8 × 128 B = 32 MiB of memory per hash, about 0.1 s here
 N, R, P = 2**15, 8, 1
@@ -27,8 +28,9 @@ def check_password(password: str) -> str:
         raise WeakPassword(f"a password needs at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
-        raise WeakPassword("a password may not hold control characters")
+    bad = forbidden(password)
+    if bad:
+        raise WeakPassword(f"a password may not hold control characters ({bad})")
     return password
 
 

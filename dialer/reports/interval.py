@@ -1,6 +1,7 @@
 """`interval` (and `hourly`): dials, live answers, abandoned calls and agents logged in by 15, 30
-or 60 minutes of the campaign's own clock; `daily`: each outcome by day. The database counts by 15-minute UTC slot; the slots
-are rolled up into the campaign's intervals (dialer/reports/period.py says why that is exact)."""
+or 60 minutes of the campaign's own clock; `daily`: each outcome by day. The database counts by
+15-minute UTC slot; the slots are rolled up into the campaign's intervals and days
+(dialer/reports/period.py says why that is exact)."""
 
 from __future__ import annotations
 

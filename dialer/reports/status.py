@@ -63,7 +63,8 @@ def status(conn: Connection, now: dt.datetime, *, counts: Any = None, dialable: 
     for q in queues.values():
         q["seats"].sort(key=lambda s: s["extension"] or "")
     return {"at": iso(now), "workers": workers, "queues": [queues[k] for k in sorted(queues)],
-            "campaigns": campaigns(conn, now, queues, counts=counts, dialable=dialable), "alive": sum(1 for w in workers if w["alive"])}
+            "campaigns": campaigns(conn, now, queues, counts=counts, dialable=dialable),
+            "alive": sum(1 for w in workers if w["alive"])}
 
 
 def _queue(name: str) -> dict[str, Any]:

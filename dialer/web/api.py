@@ -6,8 +6,8 @@ with its checks and its report of refused rows. Authenticated by API tokens
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
@@ -26,7 +26,7 @@ from dialer.store.users import audit, user_for_token
 from dialer.web import views
 from dialer.web.deps import export_engine
 from dialer.web import imports
-from dialer.web.imports import BadContacts, Job, json_to_csv
+from dialer.web.imports import BadContacts, Job, json_to_csv, save_upload
 from dialer.web.security import Principal
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `dialer users token NAME`.")
@@ -166,7 +166,7 @@ async def api_contacts(request: Request, name: str, encoding: str = "auto",
         except (ValueError, UnicodeDecodeError) as exc:
             raise HTTPException(400, f"the body is not JSON: {str(exc)[:200]}") from None
         try:
-            path = json_to_csv(items)
+            body = json_to_csv(items)
         except BadContacts as exc:
             raise HTTPException(400, str(exc)) from None
         encoding = "utf-8"
@@ -178,11 +178,7 @@ async def api_contacts(request: Request, name: str, encoding: str = "auto",
                 check_encoding(encoding[:40])
             except ImportFailed as exc:
                 raise HTTPException(400, str(exc)) from None
-        import tempfile
-
-        fd, path = tempfile.mkstemp(prefix="dialer-api-", suffix=".csv")
-        with os.fdopen(fd, "wb") as out:
-            out.write(body)
+    path = save_upload(io.BytesIO(body))
     job = Job("api", name, f"api:{kind}", len(body), user.name, "api")
     # one transaction: a request is stored whole or not at all (a client may simply send it again)
     await run_in_threadpool(lambda: imports.run_import(engine, job, path, encoding, commit_chunks=False))

@@ -12,6 +12,7 @@ import pygal
 from pygal.style import Style
 
 from dialer.reports.common import rate
+from dialer.store.models import OUTCOMES
 from dialer.web.labels import outcome_text, text
 
 FONT = '"Noto Sans CJK SC","WenQuanYi Zen Hei","Microsoft YaHei","PingFang SC",sans-serif'
@@ -22,8 +23,8 @@ STYLE = Style(font_family=FONT, background="white", plot_background="white", tit
 #: pygal writes a small inline script for its tooltips (needs its JavaScript from the network):
 #: left out, the SVG stands alone
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S)
-OUTCOME_ORDER = ("answered", "answered_late", "no_answer", "busy", "failed", "agent_no_answer", "abandoned", "timeout",
-                 "interrupted", "open")
+#: the outcomes in the model's order (the `daily` report's), attempts still open last
+OUTCOME_ORDER = (*OUTCOMES, "open")
 
 
 def _config(title: str, **extra: Any) -> dict[str, Any]:

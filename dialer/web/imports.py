@@ -22,6 +22,7 @@ from dialer.importer import ImportFailed, ImportSummary, import_file
 from dialer.store.models import ImportBatch
 from dialer.store.repo import NotFound
 from dialer.store.users import audit
+from dialer.text import forbidden
 
 #: contacts in one API request, at most
 JSON_MAX_ITEMS = 100_000
@@ -122,7 +123,8 @@ class Jobs:
 
 
 def save_upload(src: IO[bytes], chunk: int = 1 << 20) -> str:
-    """Copy an upload to a file of our own (the importer reads a path), a chunk at a time."""
+    """Copy an upload (or an API body) to a file of our own (the importer reads a path), a
+    chunk at a time."""
     fd, path = tempfile.mkstemp(prefix="dialer-upload-", suffix=".csv")
     with os.fdopen(fd, "wb") as out:
         while block := src.read(chunk):
@@ -130,8 +132,8 @@ def save_upload(src: IO[bytes], chunk: int = 1 << 20) -> str:
     return path
 
 
-def json_to_csv(items: Any) -> str:
-    """The API's JSON contacts as a CSV file (UTF-8) for the importer: the keys of the objects
+def json_to_csv(items: Any) -> bytes:
+    """The API's JSON contacts as a CSV list (UTF-8) for the importer: the keys of the objects
     are its header (phone, name, customer_id, priority, timezone, or any the import maps)."""
     if not isinstance(items, list):
         raise BadContacts("the body must be a JSON array of contacts (objects with a \"phone\")")
@@ -146,8 +148,9 @@ def json_to_csv(items: Any) -> str:
         for k, v in item.items():
             if not isinstance(v, (str, int, float)) or isinstance(v, bool):
                 raise BadContacts(f"item {i}: {str(k)[:40]!r} must be a string or a number")
-            if any(ord(ch) < 32 or ord(ch) == 127 for ch in f"{k}{v}"):
-                raise BadContacts(f"item {i}: {str(k)[:40]!r} holds a control character")
+            bad = forbidden(f"{k}{v}")
+            if bad:
+                raise BadContacts(f"item {i}: {str(k)[:40]!r} holds a control character ({bad})")
             keys.setdefault(str(k), None)
     if "phone" not in keys:
         raise BadContacts('no item has a "phone"')
@@ -157,10 +160,7 @@ def json_to_csv(items: Any) -> str:
     w.writerow(header)
     for item in items:
         w.writerow(["" if item.get(k) is None else item.get(k) for k in header])
-    fd, path = tempfile.mkstemp(prefix="dialer-api-", suffix=".csv")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-        out.write(buf.getvalue())
-    return path
+    return buf.getvalue().encode("utf-8")
 
 
 __all__ = ["Job", "Jobs", "run_import", "save_upload", "json_to_csv", "BadContacts"]
